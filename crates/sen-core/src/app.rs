@@ -1,0 +1,156 @@
+//! The `App` trait and the registry of apps. An app is a value registered
+//! explicitly in `main`: no global registries, no import side effects. The
+//! platform's own features plug in the same way a user's custom app does.
+
+use std::sync::Arc;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::context::AppContext;
+use crate::migrate::{AppMigration, Migration};
+
+/// A bounded context plugged into Sen. Later capabilities (permissions,
+/// jobs, schedules, topics, admin pages) arrive as further methods with
+/// defaults, so an app only writes what it has.
+pub trait App: Send + Sync + 'static {
+    /// URL-safe unique name; the app's API lives at `/api/v1/{name}`.
+    fn name(&self) -> &'static str;
+    /// Human title for the `/admin/apps` card.
+    fn title(&self) -> &'static str;
+    /// One sentence for the `/admin/apps` card.
+    fn description(&self) -> &'static str;
+    /// Icon name for the `/admin/apps` card.
+    fn icon(&self) -> &'static str {
+        "box"
+    }
+    /// The app's tables, in order. It owns them; no foreign keys into another app's tables.
+    fn migrations(&self) -> Vec<Box<dyn Migration>> {
+        Vec::new()
+    }
+    /// The app's REST routes, mounted at `/api/v1/{name}`; each handler's
+    /// `#[utoipa::path]` feeds the OpenAPI document.
+    fn routes(&self) -> OpenApiRouter<AppContext> {
+        OpenApiRouter::new()
+    }
+}
+
+/// Why an app could not be registered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegistryError {
+    /// Two apps share a name (and so a URL prefix).
+    #[error("two apps are named `{0}`; app names must be unique")]
+    DuplicateName(String),
+    /// The name cannot be a URL segment.
+    #[error(
+        "app name `{0}` must be 1–32 characters of a-z, 0-9, '-' or '_', starting with a letter"
+    )]
+    InvalidName(String),
+    /// Two migrations of one app share a name.
+    #[error("app `{0}` declares migration `{1}` twice")]
+    DuplicateMigration(String, String),
+}
+
+struct Registered {
+    app: Arc<dyn App>,
+    migrations: Vec<Box<dyn Migration>>,
+}
+
+/// The apps of this binary, in registration order.
+#[derive(Default)]
+pub struct Apps {
+    apps: Vec<Registered>,
+}
+
+impl Apps {
+    /// No apps yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an app, rejecting duplicate or malformed names.
+    pub fn register(mut self, app: impl App) -> Result<Self, RegistryError> {
+        let name = app.name();
+        if !is_valid_name(name) {
+            return Err(RegistryError::InvalidName(name.to_string()));
+        }
+        if self.apps.iter().any(|r| r.app.name() == name) {
+            return Err(RegistryError::DuplicateName(name.to_string()));
+        }
+        let migrations = app.migrations();
+        for (i, m) in migrations.iter().enumerate() {
+            if migrations[..i].iter().any(|o| o.name() == m.name()) {
+                return Err(RegistryError::DuplicateMigration(
+                    name.to_string(),
+                    m.name().to_string(),
+                ));
+            }
+        }
+        self.apps.push(Registered {
+            app: Arc::new(app),
+            migrations,
+        });
+        Ok(self)
+    }
+
+    /// The apps in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn App>> {
+        self.apps.iter().map(|r| &r.app)
+    }
+
+    /// Every app's migrations, app by app in registration order.
+    pub fn migrations(&self) -> Vec<AppMigration<'_>> {
+        self.apps
+            .iter()
+            .flat_map(|r| {
+                r.migrations.iter().map(|m| AppMigration {
+                    app: r.app.name(),
+                    migration: m.as_ref(),
+                })
+            })
+            .collect()
+    }
+}
+
+fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 32
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-' | '_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(&'static str);
+    impl App for Named {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn title(&self) -> &'static str {
+            "t"
+        }
+        fn description(&self) -> &'static str {
+            "d"
+        }
+    }
+
+    #[test]
+    fn duplicate_and_invalid_names_are_rejected() {
+        let apps = Apps::new().register(Named("blog")).unwrap();
+        assert_eq!(
+            apps.register(Named("blog")).err(),
+            Some(RegistryError::DuplicateName("blog".into()))
+        );
+        for bad in ["", "Blog", "1st", "a b", "a/b", &"x".repeat(33)] {
+            let leaked: &'static str = Box::leak(bad.to_string().into_boxed_str());
+            assert!(
+                matches!(
+                    Apps::new().register(Named(leaked)),
+                    Err(RegistryError::InvalidName(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+}

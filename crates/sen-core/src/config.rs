@@ -1,0 +1,590 @@
+//! Typed configuration: defaults < `sen.toml` < environment.
+//!
+//! Keys are flat (`port`, `database_url`, …). Every key can be set in `sen.toml`
+//! or as `SEN_<KEY>` in the environment; the conventional `DATABASE_URL`,
+//! `REDIS_URL` and `PORT` are honoured too, below their `SEN_` forms.
+//! A bad value fails at start-up naming the key and where it came from.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The environment variables the conventional way of deploying (Heroku,
+/// Fly, Render, Kubernetes charts) sets, mapped to our keys.
+const CONVENTIONAL_ENV: [(&str, &str); 3] = [
+    ("DATABASE_URL", "database_url"),
+    ("REDIS_URL", "redis_url"),
+    ("PORT", "port"),
+];
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, coloured when on a terminal (the `dev` default).
+    Pretty,
+    /// One JSON object per line (the `serve`/`worker` default).
+    Json,
+}
+
+/// A value that must never be printed or logged.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used, never to display it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
+/// Serialises the real value: figment needs it to carry defaults. Anything
+/// shown to people goes through [`Config::redacted`].
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Sen's whole configuration, one typed tree passed explicitly (never a global).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the web server binds (`127.0.0.1` by default; `0.0.0.0` in containers).
+    pub host: IpAddr,
+    /// Port the web server binds.
+    pub port: u16,
+    /// `sqlite://path` or `postgres://user:pass@host/db`.
+    pub database_url: Secret,
+    /// Maximum pooled database connections.
+    pub db_max_connections: u32,
+    /// How long to wait for a database connection before failing, in milliseconds.
+    pub db_connect_timeout_ms: u64,
+    /// PostgreSQL `statement_timeout` in milliseconds (0 = none).
+    pub db_statement_timeout_ms: u64,
+    /// `redis://…`; when set, cache and pub/sub use Redis, else they are in-process.
+    pub redis_url: Option<Secret>,
+    /// Prefix for every Redis key and channel, so deployments can share a server.
+    pub redis_prefix: String,
+    /// Capacity of the in-process cache in bytes.
+    pub cache_capacity_bytes: u64,
+    /// Largest accepted request body in bytes.
+    pub body_limit_bytes: usize,
+    /// Time limit for REST handlers in milliseconds (not WebSocket/SSE).
+    pub request_timeout_ms: u64,
+    /// How long in-flight requests get to finish after SIGTERM, in milliseconds.
+    pub shutdown_grace_ms: u64,
+    /// Origins allowed to call the API from a browser (`https://app.example.com`); empty = same-origin only.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub cors_origins: Vec<String>,
+    /// Send `Strict-Transport-Security` (turn on when served over HTTPS).
+    pub hsts: bool,
+    /// `pretty` or `json`; unset = pretty for `dev`, json for `serve`/`worker`.
+    pub log_format: Option<LogFormat>,
+    /// Directory for the SQLite file, local uploads and other state.
+    pub data_dir: PathBuf,
+    /// Key that encrypts signing keys and secrets at rest (at least 32 characters).
+    pub secret_key: Option<Secret>,
+    /// Serve `/metrics` for Prometheus.
+    pub metrics_enabled: bool,
+    /// Port on which `sen worker` serves `/healthz`, `/readyz` and `/metrics` (unset = none).
+    pub worker_port: Option<u16>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            database_url: Secret::new("sqlite://./data/sen.db"),
+            db_max_connections: 16,
+            db_connect_timeout_ms: 5_000,
+            db_statement_timeout_ms: 30_000,
+            redis_url: None,
+            redis_prefix: "sen:".into(),
+            cache_capacity_bytes: 64 * 1024 * 1024,
+            body_limit_bytes: 2 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            shutdown_grace_ms: 30_000,
+            cors_origins: Vec::new(),
+            hsts: false,
+            log_format: None,
+            data_dir: PathBuf::from("./data"),
+            secret_key: None,
+            metrics_enabled: true,
+            worker_port: None,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded; the message names the key and its source.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+/// One documented configuration key, for `--help` and the README table.
+pub struct KeyDoc {
+    /// The key in `sen.toml`.
+    pub key: &'static str,
+    /// The environment variable(s).
+    pub env: &'static str,
+    /// What it does.
+    pub help: &'static str,
+}
+
+/// Every key with its environment variable, in the order `--help` lists them.
+pub const KEYS: &[KeyDoc] = &[
+    KeyDoc {
+        key: "host",
+        env: "SEN_HOST",
+        help: "bind address (default 127.0.0.1)",
+    },
+    KeyDoc {
+        key: "port",
+        env: "SEN_PORT, PORT",
+        help: "web port (default 8080)",
+    },
+    KeyDoc {
+        key: "database_url",
+        env: "SEN_DATABASE_URL, DATABASE_URL",
+        help: "sqlite://path or postgres://… (default sqlite://./data/sen.db)",
+    },
+    KeyDoc {
+        key: "db_max_connections",
+        env: "SEN_DB_MAX_CONNECTIONS",
+        help: "pool size (default 16)",
+    },
+    KeyDoc {
+        key: "db_connect_timeout_ms",
+        env: "SEN_DB_CONNECT_TIMEOUT_MS",
+        help: "wait for a connection (default 5000)",
+    },
+    KeyDoc {
+        key: "db_statement_timeout_ms",
+        env: "SEN_DB_STATEMENT_TIMEOUT_MS",
+        help: "PostgreSQL statement_timeout (default 30000, 0 = none)",
+    },
+    KeyDoc {
+        key: "redis_url",
+        env: "SEN_REDIS_URL, REDIS_URL",
+        help: "Redis for cache and pub/sub (default: in-process)",
+    },
+    KeyDoc {
+        key: "redis_prefix",
+        env: "SEN_REDIS_PREFIX",
+        help: "prefix of Redis keys and channels (default sen:)",
+    },
+    KeyDoc {
+        key: "cache_capacity_bytes",
+        env: "SEN_CACHE_CAPACITY_BYTES",
+        help: "in-process cache size (default 64 MiB)",
+    },
+    KeyDoc {
+        key: "body_limit_bytes",
+        env: "SEN_BODY_LIMIT_BYTES",
+        help: "largest request body (default 2 MiB)",
+    },
+    KeyDoc {
+        key: "request_timeout_ms",
+        env: "SEN_REQUEST_TIMEOUT_MS",
+        help: "REST handler time limit (default 30000)",
+    },
+    KeyDoc {
+        key: "shutdown_grace_ms",
+        env: "SEN_SHUTDOWN_GRACE_MS",
+        help: "time for in-flight work after SIGTERM (default 30000)",
+    },
+    KeyDoc {
+        key: "cors_origins",
+        env: "SEN_CORS_ORIGINS",
+        help: "comma-separated browser origins allowed (default none)",
+    },
+    KeyDoc {
+        key: "hsts",
+        env: "SEN_HSTS",
+        help: "send Strict-Transport-Security (default false)",
+    },
+    KeyDoc {
+        key: "log_format",
+        env: "SEN_LOG_FORMAT",
+        help: "pretty | json (default pretty in dev, json otherwise); level from RUST_LOG",
+    },
+    KeyDoc {
+        key: "data_dir",
+        env: "SEN_DATA_DIR",
+        help: "state directory (default ./data)",
+    },
+    KeyDoc {
+        key: "secret_key",
+        env: "SEN_SECRET_KEY",
+        help: "encryption key for secrets at rest, ≥ 32 chars",
+    },
+    KeyDoc {
+        key: "metrics_enabled",
+        env: "SEN_METRICS_ENABLED",
+        help: "serve /metrics (default true)",
+    },
+    KeyDoc {
+        key: "worker_port",
+        env: "SEN_WORKER_PORT",
+        help: "health/metrics port of `sen worker` (default none)",
+    },
+];
+
+impl Config {
+    /// Loads defaults, then `file` (when it exists), then the process environment.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests).
+    pub fn load_from(
+        file: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let conventional = CONVENTIONAL_ENV
+            .iter()
+            .filter_map(|(var, key)| {
+                let (_, value) = env.iter().find(|(k, _)| k == var)?;
+                Some((key.to_string(), value.clone()))
+            })
+            .collect();
+        let prefixed = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("SEN_") && !k.starts_with("SEN_TEST_"))
+            .map(|(k, v)| (k.trim_start_matches("SEN_").to_ascii_lowercase(), v.clone()))
+            .filter(|(k, _)| !k.is_empty())
+            .collect();
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if file.exists() {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let figment = figment
+            .merge(EnvVars {
+                pairs: conventional,
+                conventional: true,
+            })
+            .merge(EnvVars {
+                pairs: prefixed,
+                conventional: false,
+            });
+        let config: Config = figment.extract_lossy().map_err(|e| describe(&figment, e))?;
+        config.validate(&figment)?;
+        Ok(config)
+    }
+
+    fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
+        let fail = |key: &str, msg: String| -> ConfigError {
+            ConfigError(format!("`{key}` ({}): {msg}", source_of(figment, key)))
+        };
+        let db = self.database_url.expose();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(fail(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://".into(),
+            ));
+        }
+        if let Some(redis) = &self.redis_url {
+            let r = redis.expose();
+            if !(r.starts_with("redis://")
+                || r.starts_with("rediss://")
+                || r.starts_with("redis+unix:"))
+            {
+                return Err(fail(
+                    "redis_url",
+                    "must start with redis://, rediss:// or redis+unix:".into(),
+                ));
+            }
+        }
+        if self.db_max_connections == 0 {
+            return Err(fail("db_max_connections", "must be at least 1".into()));
+        }
+        if self.body_limit_bytes == 0 {
+            return Err(fail("body_limit_bytes", "must be at least 1".into()));
+        }
+        if self.request_timeout_ms == 0 {
+            return Err(fail("request_timeout_ms", "must be at least 1".into()));
+        }
+        for origin in &self.cors_origins {
+            let parsed = url::Url::parse(origin).map_err(|_| {
+                fail(
+                    "cors_origins",
+                    format!("{origin:?} is not an origin such as https://app.example.com"),
+                )
+            })?;
+            if parsed.path() != "/"
+                || parsed.query().is_some()
+                || origin.ends_with('/')
+                || !matches!(parsed.scheme(), "http" | "https")
+            {
+                return Err(fail(
+                    "cors_origins",
+                    format!("{origin:?} must be scheme://host[:port] with no path"),
+                ));
+            }
+        }
+        if let Some(key) = &self.secret_key
+            && key.expose().chars().count() < 32
+        {
+            return Err(fail("secret_key", "must be at least 32 characters".into()));
+        }
+        Ok(())
+    }
+
+    /// The REST handler time limit.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// The configuration as `sen config check` prints it: secrets redacted,
+    /// passwords in URLs masked.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert(
+                "database_url".into(),
+                mask_url(self.database_url.expose()).into(),
+            );
+            if let Some(r) = &self.redis_url {
+                obj.insert("redis_url".into(), mask_url(r.expose()).into());
+            }
+            if self.secret_key.is_some() {
+                obj.insert("secret_key".into(), "[redacted]".into());
+            }
+        }
+        value
+    }
+}
+
+/// Replaces the password of a URL with `***` so it can be shown.
+pub fn mask_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "[unparseable]".into(),
+    }
+}
+
+fn source_of(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(meta) if meta.name == "environment variable" => {
+            format!(
+                "from environment variable {}",
+                meta.interpolate(&figment::Profile::Default, &[key])
+            )
+        }
+        Some(meta) => match &meta.source {
+            Some(figment::Source::File(path)) => format!("from {}", path.display()),
+            _ => "default".into(),
+        },
+        None => "default".into(),
+    }
+}
+
+fn describe(figment: &Figment, err: figment::Error) -> ConfigError {
+    let lines: Vec<String> = err
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = if key.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", source_of(figment, &key))
+            };
+            if key.is_empty() {
+                e.kind.to_string()
+            } else {
+                format!("`{key}`{source}: {}", e.kind)
+            }
+        })
+        .collect();
+    ConfigError(lines.join("; "))
+}
+
+/// Environment variables as a provider whose metadata names each variable,
+/// so errors say "from environment variable SEN_PORT". Values stay strings;
+/// `extract_lossy` turns "8080" or "true" into numbers and booleans where
+/// the key wants them, so a numeric-looking secret stays a string.
+struct EnvVars {
+    pairs: Vec<(String, String)>,
+    conventional: bool,
+}
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        let conventional = self.conventional;
+        figment::Metadata::named("environment variable").interpolater(move |_, keys| {
+            let key = keys.join("_");
+            match CONVENTIONAL_ENV.iter().find(|(_, k)| *k == key) {
+                Some((var, _)) if conventional => var.to_string(),
+                _ => format!("SEN_{}", key.to_ascii_uppercase()),
+            }
+        })
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let dict = self
+            .pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// Accepts `["a", "b"]` (TOML) or `"a,b"` (environment).
+fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCsv {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match ListOrCsv::deserialize(d)? {
+        ListOrCsv::List(v) => v,
+        ListOrCsv::Csv(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sen.toml");
+        std::fs::write(&file, "port = 9000\nbody_limit_bytes = 10\n").unwrap();
+        let c = Config::load_from(&file, env(&[("SEN_PORT", "9100"), ("PORT", "9200")])).unwrap();
+        assert_eq!(c.port, 9100, "SEN_PORT beats PORT and the file");
+        assert_eq!(c.body_limit_bytes, 10, "file beats default");
+        assert_eq!(c.request_timeout_ms, 30_000, "default kept");
+        let c = Config::load_from(&file, env(&[("PORT", "9200")])).unwrap();
+        assert_eq!(c.port, 9200, "PORT beats the file");
+    }
+
+    #[test]
+    fn conventional_urls_and_csv_origins() {
+        let c = Config::load_from(
+            Path::new("/nonexistent/sen.toml"),
+            env(&[
+                ("DATABASE_URL", "postgres://u:pw@127.0.0.1/db"),
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                (
+                    "SEN_CORS_ORIGINS",
+                    "https://a.example, http://localhost:3000",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.database_url.expose(), "postgres://u:pw@127.0.0.1/db");
+        assert_eq!(
+            c.redis_url.as_ref().map(Secret::expose),
+            Some("redis://127.0.0.1:6379")
+        );
+        assert_eq!(
+            c.cors_origins,
+            vec!["https://a.example", "http://localhost:3000"]
+        );
+    }
+
+    #[test]
+    fn bad_value_names_key_and_source() {
+        let err = Config::load_from(Path::new("/nonexistent"), env(&[("SEN_PORT", "eighty")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`port`") && err.contains("SEN_PORT"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sen.toml");
+        std::fs::write(&file, "request_timeout_ms = \"soon\"\n").unwrap();
+        let err = Config::load_from(&file, env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("`request_timeout_ms`") && err.contains("sen.toml"),
+            "{err}"
+        );
+        let err = Config::load_from(
+            Path::new("/nonexistent"),
+            env(&[("DATABASE_URL", "mysql://x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`database_url`") && err.contains("DATABASE_URL"),
+            "{err}"
+        );
+        let err = Config::load_from(
+            Path::new("/nonexistent"),
+            env(&[("SEN_CORS_ORIGINS", "https://a.example/path")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cors_origins"), "{err}");
+        let err = Config::load_from(Path::new("/nonexistent"), env(&[("SEN_NOPE", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn redacted_view_hides_secrets() {
+        let c = Config::load_from(
+            Path::new("/nonexistent"),
+            env(&[
+                ("DATABASE_URL", "postgres://u:hunter2@127.0.0.1/db"),
+                ("REDIS_URL", "redis://:redispw@127.0.0.1:6379"),
+                ("SEN_SECRET_KEY", "0123456789abcdef0123456789abcdef-secret"),
+            ]),
+        )
+        .unwrap();
+        let shown = c.redacted().to_string();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("redispw") && !shown.contains("-secret"),
+            "{shown}"
+        );
+        assert!(shown.contains("127.0.0.1/db"), "{shown}");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,223 @@
+//! `AppContext`: what every handler, service and background task of an
+//! instance shares: configuration, database, cache, pub/sub, and who this
+//! instance is. Cheap to clone (one `Arc`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::app::Apps;
+use crate::cache::{MemoryCache, RedisCache, SharedCache};
+use crate::config::Config;
+use crate::db::{Db, DbOptions};
+use crate::migrate;
+use crate::pubsub::{LocalPubSub, RedisPubSub, SharedPubSub};
+use crate::redis_link::RedisLink;
+use crate::role::Role;
+
+/// Shared state of one Sen process.
+#[derive(Clone)]
+pub struct AppContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    db: Db,
+    cache: SharedCache,
+    pubsub: SharedPubSub,
+    redis: Option<RedisLink>,
+    roles: Vec<Role>,
+    apps: Apps,
+    instance_id: Uuid,
+    started_at: DateTime<Utc>,
+}
+
+/// The result of one readiness check.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Check {
+    /// Whether the dependency is usable.
+    pub ok: bool,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Check {
+    fn pass() -> Self {
+        Self {
+            ok: true,
+            detail: None,
+        }
+    }
+
+    fn fail(detail: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// The database answers.
+    pub database: Check,
+    /// Redis answers (absent when not configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<Check>,
+    /// No migration of this binary is pending.
+    pub schema: Check,
+}
+
+impl Readiness {
+    /// All checks pass.
+    pub fn is_ready(&self) -> bool {
+        self.database.ok && self.schema.ok && self.redis.as_ref().is_none_or(|c| c.ok)
+    }
+}
+
+impl AppContext {
+    /// Connects to the database and, when configured, Redis. Fails with one
+    /// readable line when either cannot be reached.
+    pub async fn connect(config: Config, roles: Vec<Role>, apps: Apps) -> anyhow::Result<Self> {
+        let db = Db::connect(
+            config.database_url.expose(),
+            &DbOptions {
+                max_connections: config.db_max_connections,
+                connect_timeout: Duration::from_millis(config.db_connect_timeout_ms),
+                statement_timeout: Duration::from_millis(config.db_statement_timeout_ms),
+            },
+        )
+        .await?;
+        let (cache, pubsub, redis): (SharedCache, SharedPubSub, _) = match &config.redis_url {
+            Some(url) => {
+                let link = RedisLink::connect(url.expose(), &config.redis_prefix).await?;
+                (
+                    Arc::new(RedisCache::new(link.clone())),
+                    Arc::new(RedisPubSub::new(link.clone())),
+                    Some(link),
+                )
+            }
+            None => (
+                Arc::new(MemoryCache::new(config.cache_capacity_bytes)),
+                Arc::new(LocalPubSub::default()),
+                None,
+            ),
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                db,
+                cache,
+                pubsub,
+                redis,
+                roles,
+                apps,
+                instance_id: Uuid::now_v7(),
+                started_at: Utc::now(),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The cache (in-process or Redis).
+    pub fn cache(&self) -> &SharedCache {
+        &self.inner.cache
+    }
+
+    /// Pub/sub (in-process or Redis).
+    pub fn pubsub(&self) -> &SharedPubSub {
+        &self.inner.pubsub
+    }
+
+    /// The Redis link, when Redis is configured.
+    pub fn redis(&self) -> Option<&RedisLink> {
+        self.inner.redis.as_ref()
+    }
+
+    /// The roles this process plays.
+    pub fn roles(&self) -> &[Role] {
+        &self.inner.roles
+    }
+
+    /// The registered apps.
+    pub fn apps(&self) -> &Apps {
+        &self.inner.apps
+    }
+
+    /// This process's id (UUIDv7), unique across restarts.
+    pub fn instance_id(&self) -> Uuid {
+        self.inner.instance_id
+    }
+
+    /// When this process started.
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.inner.started_at
+    }
+
+    /// Applies pending migrations of every app.
+    pub async fn migrate(&self) -> Result<Vec<String>, sea_orm::DbErr> {
+        migrate::up(self.db(), &self.apps().migrations()).await
+    }
+
+    /// Applied, pending and unknown migrations.
+    pub async fn migration_status(&self) -> Result<migrate::MigrationStatus, sea_orm::DbErr> {
+        migrate::status(self.db(), &self.apps().migrations()).await
+    }
+
+    /// Checks the database, Redis and the schema (bounded to ~2 s).
+    pub async fn readiness(&self) -> Readiness {
+        let timeout = Duration::from_secs(2);
+        let database = match tokio::time::timeout(timeout, self.db().ping()).await {
+            Ok(Ok(())) => Check::pass(),
+            Ok(Err(e)) => Check::fail(format!("database error: {}", first_line(&e.to_string()))),
+            Err(_) => Check::fail("database did not answer within 2 s"),
+        };
+        let schema = if !database.ok {
+            Check::fail("unknown while the database is unreachable")
+        } else {
+            match tokio::time::timeout(timeout, self.migration_status()).await {
+                Ok(Ok(s)) if s.pending.is_empty() => Check::pass(),
+                Ok(Ok(s)) => Check::fail(format!(
+                    "{} migration(s) pending: run `sen migrate`",
+                    s.pending.len()
+                )),
+                Ok(Err(e)) => Check::fail(format!(
+                    "cannot read migrations: {}",
+                    first_line(&e.to_string())
+                )),
+                Err(_) => Check::fail("migration status did not answer within 2 s"),
+            }
+        };
+        let redis = match self.redis() {
+            None => None,
+            Some(link) => Some(match tokio::time::timeout(timeout, link.ping()).await {
+                Ok(Ok(())) => Check::pass(),
+                Ok(Err(e)) => Check::fail(format!("redis error: {}", first_line(&e.to_string()))),
+                Err(_) => Check::fail("redis did not answer within 2 s"),
+            }),
+        };
+        Readiness {
+            database,
+            redis,
+            schema,
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or_default()
+}

@@ -1,0 +1,273 @@
+//! `Db`: one SeaORM connection and the raw sqlx pool under it, chosen from the
+//! URL. SQLite runs in WAL mode with `synchronous=NORMAL`, foreign keys on, a
+//! busy timeout, and write transactions opened `BEGIN IMMEDIATE` so two
+//! writers queue instead of failing with `SQLITE_BUSY` half-way through.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, SqlxPostgresConnector,
+    SqlxSqliteConnector, TransactionTrait,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// Which database engine is behind a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The embedded default: one SQLite file.
+    Sqlite,
+    /// Production: PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// The lowercase name (`sqlite`, `postgres`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The raw sqlx pool, for the job queue and the few dialect-specific statements.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    /// SQLite pool.
+    Sqlite(SqlitePool),
+    /// PostgreSQL pool.
+    Postgres(PgPool),
+}
+
+/// Connection options the pool is built with.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+    /// How long to wait for a connection (and for the first one at start-up).
+    pub connect_timeout: Duration,
+    /// PostgreSQL `statement_timeout`; zero for none.
+    pub statement_timeout: Duration,
+}
+
+/// The application database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    orm: DatabaseConnection,
+    pool: Pool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects and checks the connection works; the error is one readable line.
+    pub async fn connect(url: &str, opts: &DbOptions) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, opts).await
+        } else {
+            Self::connect_postgres(url, opts).await
+        }
+    }
+
+    async fn connect_sqlite(url: &str, opts: &DbOptions) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .context("database_url is not a valid SQLite URL")?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory");
+        let path = options.get_filename().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!("cannot create the database directory {}", parent.display())
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections)
+            .min_connections(1)
+            .acquire_timeout(opts.connect_timeout)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
+        let orm = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone());
+        Ok(Self {
+            orm,
+            pool: Pool::Sqlite(pool),
+            backend: Backend::Sqlite,
+        })
+    }
+
+    async fn connect_postgres(url: &str, opts: &DbOptions) -> anyhow::Result<Self> {
+        let mut options = PgConnectOptions::from_str(url)
+            .context("database_url is not a valid PostgreSQL URL")?;
+        if !opts.statement_timeout.is_zero() {
+            options = options.options([(
+                "statement_timeout",
+                format!("{}ms", opts.statement_timeout.as_millis()),
+            )]);
+        }
+        let target = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("")
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(opts.connect_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot connect to PostgreSQL at {target}: {}", one_line(&e))
+            })?;
+        let orm = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
+        Ok(Self {
+            orm,
+            pool: Pool::Postgres(pool),
+            backend: Backend::Postgres,
+        })
+    }
+
+    /// The SeaORM connection, for entities and schema statements.
+    pub fn orm(&self) -> &DatabaseConnection {
+        &self.orm
+    }
+
+    /// The raw sqlx pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Which engine this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite).
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        let options = sea_orm::TransactionOptions {
+            sqlite_transaction_mode: match self.backend {
+                Backend::Sqlite => Some(sea_orm::SqliteTransactionMode::Immediate),
+                Backend::Postgres => None,
+            },
+            ..Default::default()
+        };
+        self.orm.begin_with_options(options).await
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.orm.execute_unprepared("SELECT 1").await.map(|_| ())
+    }
+
+    /// `(in use, idle, max)` connections of the pool, for the metrics gauges.
+    pub fn pool_stats(&self) -> (u32, u32, u32) {
+        let (size, idle, max) = match &self.pool {
+            Pool::Sqlite(p) => (
+                p.size(),
+                p.num_idle() as u32,
+                p.options().get_max_connections(),
+            ),
+            Pool::Postgres(p) => (
+                p.size(),
+                p.num_idle() as u32,
+                p.options().get_max_connections(),
+            ),
+        };
+        (size.saturating_sub(idle), idle, max)
+    }
+
+    /// Closes every connection (at shutdown).
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// Whether a SeaORM error means the database could not be reached (so the
+/// client gets 503, not 500).
+pub fn is_connection_error(e: &DbErr) -> bool {
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(inner))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(inner)) => {
+            matches!(
+                inner.as_ref(),
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+            )
+        }
+        _ => false,
+    }
+}
+
+/// The first line of an error, so start-up failures print one clean line.
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+/// Writes `sql` with `?` placeholders for `backend`: PostgreSQL gets `$1, $2, …`.
+/// Lets a statement both dialects accept be written once. `?` must not occur
+/// inside string literals of `sql`.
+pub fn placeholders(backend: Backend, sql: &str) -> std::borrow::Cow<'_, str> {
+    match backend {
+        Backend::Sqlite => std::borrow::Cow::Borrowed(sql),
+        Backend::Postgres => {
+            let mut out = String::with_capacity(sql.len() + 8);
+            let mut n = 0;
+            for c in sql.chars() {
+                if c == '?' {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                } else {
+                    out.push(c);
+                }
+            }
+            std::borrow::Cow::Owned(out)
+        }
+    }
+}
+
+impl Db {
+    /// A statement with `?` placeholders rendered for this backend.
+    pub fn statement(
+        &self,
+        sql: &str,
+        values: impl IntoIterator<Item = sea_orm::Value>,
+    ) -> sea_orm::Statement {
+        sea_orm::Statement::from_sql_and_values(
+            self.orm.get_database_backend(),
+            placeholders(self.backend, sql),
+            values,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_per_backend() {
+        assert_eq!(
+            placeholders(Backend::Sqlite, "a = ? AND b = ?"),
+            "a = ? AND b = ?"
+        );
+        assert_eq!(
+            placeholders(Backend::Postgres, "a = ? AND b = ?"),
+            "a = $1 AND b = $2"
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Request extractors whose rejections are problem+json: `Json<T>` (415 on a
+//! wrong content type, 413 on an oversized body, 400 on malformed JSON, 422
+//! with the field path on a body of the wrong shape) and `Valid<T>` (422 with
+//! one entry per field that fails its `garde` rules).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{AppError, FieldError};
+
+/// A JSON body in, or a JSON response out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        if !is_json(req.headers()) {
+            return Err(AppError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            )
+            .with_detail("Send the body as application/json."));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+                    .with_detail("The request body is larger than this server accepts.")
+            } else {
+                AppError::bad_request("unreadable_body", "The request body could not be read.")
+            }
+        })?;
+        parse(&bytes).map(Json)
+    }
+}
+
+/// Parses a JSON body into `T`, classifying failures as 400 or 422.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                AppError::validation(vec![field_error(&path, &inner)])
+            }
+            _ => AppError::bad_request(
+                "malformed_json",
+                format!("The body is not valid JSON: {inner}"),
+            ),
+        }
+    })?;
+    de.end().map_err(|e| {
+        AppError::bad_request("malformed_json", format!("The body is not valid JSON: {e}"))
+    })?;
+    Ok(value)
+}
+
+fn field_error(path: &str, e: &serde_json::Error) -> FieldError {
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+    let join = |name: &str| {
+        if path == "." || path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    let quoted = || msg.split('`').nth(1).unwrap_or_default().to_string();
+    let (field, code) = if msg.starts_with("missing field") {
+        (join(&quoted()), "required")
+    } else if msg.starts_with("unknown field") {
+        (join(&quoted()), "unknown_field")
+    } else if msg.starts_with("invalid type") {
+        (path.to_string(), "invalid_type")
+    } else if msg.starts_with("invalid length") {
+        (path.to_string(), "invalid_length")
+    } else if msg.starts_with("unknown variant") || msg.starts_with("invalid value") {
+        (path.to_string(), "invalid_value")
+    } else {
+        (path.to_string(), "invalid")
+    };
+    let field = if field == "." || field.is_empty() {
+        "body".to_string()
+    } else {
+        field
+    };
+    FieldError::new(field, code, msg)
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// A JSON body that must also pass its `garde` validation rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Valid<T>(pub T);
+
+impl<S, T> FromRequest<S> for Valid<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + garde::Validate,
+    T::Context: Default,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        validate(&value)?;
+        Ok(Valid(value))
+    }
+}
+
+/// Runs `garde` rules, turning the report into 422 field errors.
+pub fn validate<T: garde::Validate>(value: &T) -> Result<(), AppError>
+where
+    T::Context: Default,
+{
+    value.validate().map_err(|report| {
+        AppError::validation(
+            report
+                .iter()
+                .map(|(path, err)| {
+                    let field = path.to_string();
+                    FieldError::new(
+                        if field.is_empty() {
+                            "body".into()
+                        } else {
+                            field
+                        },
+                        "invalid",
+                        err.message().to_string(),
+                    )
+                })
+                .collect(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        name: String,
+        qty: u32,
+        tags: Vec<String>,
+    }
+
+    #[test]
+    fn classifies_body_errors() {
+        let e = parse::<Item>(b"{\"name\":").unwrap_err();
+        assert_eq!((e.status().as_u16(), e.code()), (400, "malformed_json"));
+        let e = parse::<Item>(b"{\"name\":\"a\",\"qty\":1,\"tags\":[]} trailing").unwrap_err();
+        assert_eq!(e.code(), "malformed_json");
+        let e = parse::<Item>(b"{\"name\":\"a\",\"qty\":\"many\",\"tags\":[]}").unwrap_err();
+        assert_eq!(
+            (
+                e.status().as_u16(),
+                e.field_errors()[0].field.as_str(),
+                e.field_errors()[0].code.as_str()
+            ),
+            (422, "qty", "invalid_type")
+        );
+        let e = parse::<Item>(b"{\"name\":\"a\",\"tags\":[]}").unwrap_err();
+        assert_eq!(
+            (
+                e.field_errors()[0].field.as_str(),
+                e.field_errors()[0].code.as_str()
+            ),
+            ("qty", "required")
+        );
+        let e = parse::<Item>(b"{\"name\":\"a\",\"qty\":1,\"tags\":[1]}").unwrap_err();
+        assert_eq!(e.field_errors()[0].field, "tags[0]");
+        let e =
+            parse::<Item>(b"{\"name\":\"a\",\"qty\":1,\"tags\":[],\"admin\":true}").unwrap_err();
+        assert_eq!(
+            (
+                e.field_errors()[0].field.as_str(),
+                e.field_errors()[0].code.as_str()
+            ),
+            ("admin", "unknown_field")
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! Prometheus metrics: `http_requests_total{method,route,status}`, the
+//! `http_request_duration_seconds` histogram with fixed buckets, and the
+//! database pool gauges, served at `/metrics`.
+//!
+//! The `metrics` facade has one global recorder per process; it is installed
+//! once and shared, so several routers in one process (tests) report into
+//! the same registry.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sen_core::AppContext;
+
+/// Latency buckets in seconds: 0.5 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process's Prometheus handle, installing the recorder on first use.
+/// `None` when another recorder was installed first (then `/metrics` is empty).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .ok()?
+                .install_recorder();
+            match recorder {
+                Ok(h) => {
+                    describe();
+                    Some(h)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "http_requests_total",
+        "HTTP requests by method, route template and status."
+    );
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request latency."
+    );
+    metrics::describe_gauge!(
+        "db_pool_connections",
+        "Database pool connections by state (in_use, idle)."
+    );
+    metrics::describe_gauge!("db_pool_max_connections", "Configured database pool size.");
+}
+
+/// Records one request; the route is the matched template (`/api/v1/posts/{id}`),
+/// never the raw path, so label cardinality stays bounded.
+pub async fn track(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn render(State(ctx): State<AppContext>) -> Response {
+    let (in_use, idle, max) = ctx.db().pool_stats();
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(in_use));
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
+    metrics::gauge!("db_pool_max_connections").set(f64::from(max));
+    let body = handle().map(PrometheusHandle::render).unwrap_or_default();
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

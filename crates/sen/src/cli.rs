@@ -1,0 +1,78 @@
+//! The command line: what each subcommand does and every flag and
+//! environment variable, as `sen --help` prints it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Environment variables, listed at the end of `sen --help`.
+pub fn env_help() -> String {
+    let mut s = String::from("Configuration (defaults < sen.toml < environment):\n");
+    for k in sen_core::config::KEYS {
+        s.push_str(&format!("  {} [{}]\n      {}\n", k.key, k.env, k.help));
+    }
+    s.push_str("  log level [RUST_LOG]\n      e.g. info or sen=debug,sqlx=warn (default info)\n");
+    s
+}
+
+/// Sen: one binary for the web server, the scheduler and the workers.
+#[derive(Debug, Parser)]
+#[command(name = "sen", version, about, long_about = None, after_long_help = env_help(), after_help = "Run `sen --help` for the configuration keys and environment variables.")]
+pub struct Cli {
+    /// Configuration file (TOML with the keys below).
+    #[arg(long, global = true, env = "SEN_CONFIG", default_value = "sen.toml")]
+    pub config: PathBuf,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Web server, scheduler and workers in one process on the embedded
+    /// SQLite file (./data/sen.db unless configured); applies migrations.
+    Dev,
+    /// The web role only (production); refuses to start while migrations are pending.
+    Serve,
+    /// Background roles (production): the scheduler, the job workers, or
+    /// both when neither flag is given.
+    Worker {
+        /// Run the scheduler role (turns cron schedules into jobs; any number may run).
+        #[arg(long)]
+        schedule: bool,
+        /// Run the job-worker role (jobs and event handlers).
+        #[arg(long)]
+        normal: bool,
+    },
+    /// Apply or inspect schema migrations.
+    Migrate {
+        /// `up` (default) applies pending migrations; `status` lists them.
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
+    },
+    /// Print the OpenAPI 3.1 document as JSON.
+    Openapi,
+    /// Configuration tools.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+/// `sen migrate` actions.
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// List applied, pending and unknown migrations; exit 1 when any is pending.
+    Status,
+}
+
+/// `sen config` actions.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Load and validate the configuration and print it with secrets redacted.
+    Check,
+}

@@ -1,0 +1,200 @@
+//! The `sen` binary: parses the command line, loads configuration, starts
+//! logging, wires the platform and the apps, and runs the chosen roles.
+
+mod cli;
+mod logging;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use sen_core::config::LogFormat;
+use sen_core::{AppContext, Apps, Config, Role};
+
+use crate::cli::{Cli, Command, ConfigAction, MigrateAction};
+
+/// The apps of this binary, registered explicitly.
+fn apps() -> anyhow::Result<Apps> {
+    Ok(Apps::new().register(sen_core::system::SystemApp)?)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&cli.config)?;
+    let default_format = match cli.command {
+        Command::Dev => LogFormat::Pretty,
+        _ => LogFormat::Json,
+    };
+    logging::init(config.log_format.unwrap_or(default_format));
+    match cli.command {
+        Command::Dev => dev(config).await,
+        Command::Serve => serve(config).await,
+        Command::Worker { schedule, normal } => worker(config, schedule, normal).await,
+        Command::Migrate { action } => migrate(config, action.unwrap_or(MigrateAction::Up)).await,
+        Command::Openapi => {
+            let spec = sen_http::router::openapi_spec(&apps()?)?;
+            println!("{}", spec.to_pretty_json()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
+            println!("{}", serde_json::to_string_pretty(&config.redacted())?);
+            eprintln!("configuration is valid");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn connect(config: Config, roles: Vec<Role>) -> anyhow::Result<AppContext> {
+    AppContext::connect(config, roles, apps()?).await
+}
+
+async fn bind(config: &Config, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr = std::net::SocketAddr::new(config.host, port);
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+async fn dev(config: Config) -> anyhow::Result<ExitCode> {
+    let ctx = connect(config, vec![Role::Web, Role::Scheduler, Role::Worker]).await?;
+    ctx.migrate().await.context("migrations failed")?;
+    let listener = bind(ctx.config(), ctx.config().port).await?;
+    let addr = listener.local_addr()?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    println!();
+    println!(
+        "  Sen {} is running (web + scheduler + workers)",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!(
+        "  API:       http://{host}:{}/api/v1/system/info",
+        addr.port()
+    );
+    println!("  API docs:  http://{host}:{}/api/docs", addr.port());
+    println!("  Metrics:   http://{host}:{}/metrics", addr.port());
+    println!(
+        "  Database:  {}",
+        sen_core::config::mask_url(ctx.config().database_url.expose())
+    );
+    println!(
+        "  Admin:     no accounts exist by default; the first admin is created with `sen admin create` (identity, coming next)"
+    );
+    println!("  Stop with Ctrl-C.");
+    println!();
+    sen_http::instance::run(ctx, Some(listener), sen_http::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses to run on a schema that is behind this binary.
+async fn require_current_schema(ctx: &AppContext) -> anyhow::Result<()> {
+    let status = ctx
+        .migration_status()
+        .await
+        .context("cannot read the migration status")?;
+    if !status.pending.is_empty() {
+        anyhow::bail!(
+            "{} migration(s) pending ({}); run `sen migrate` first",
+            status.pending.len(),
+            status.pending.join(", ")
+        );
+    }
+    if !status.unknown.is_empty() {
+        tracing::warn!(unknown = ?status.unknown, "the database has migrations this binary does not know; is a newer version deployed?");
+    }
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let ctx = connect(config, vec![Role::Web]).await?;
+    require_current_schema(&ctx).await?;
+    let listener = bind(ctx.config(), ctx.config().port).await?;
+    tracing::info!(addr = %listener.local_addr()?, roles = "web", "serving");
+    sen_http::instance::run(ctx, Some(listener), sen_http::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn worker(config: Config, schedule: bool, normal: bool) -> anyhow::Result<ExitCode> {
+    let roles = match (schedule, normal) {
+        (true, false) => vec![Role::Scheduler],
+        (false, true) => vec![Role::Worker],
+        _ => vec![Role::Scheduler, Role::Worker],
+    };
+    let ctx = connect(config, roles.clone()).await?;
+    require_current_schema(&ctx).await?;
+    let listener = match ctx.config().worker_port {
+        Some(port) => Some(bind(ctx.config(), port).await?),
+        None => None,
+    };
+    let names = roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    tracing::info!(
+        roles = %names,
+        instance = %ctx.instance_id(),
+        ops = ?listener.as_ref().and_then(|l| l.local_addr().ok()),
+        "worker started; active roles: {names} (registered in sen_instances; no app declares jobs or schedules yet)"
+    );
+    sen_http::instance::run(ctx, listener, sen_http::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<ExitCode> {
+    let ctx = connect(config, Vec::new()).await?;
+    match action {
+        MigrateAction::Up => {
+            let ran = ctx.migrate().await.context("migrations failed")?;
+            if ran.is_empty() {
+                println!("schema is current; nothing to apply");
+            }
+            for id in ran {
+                println!("applied {id}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        MigrateAction::Status => {
+            let status = ctx.migration_status().await?;
+            for id in &status.applied {
+                println!("applied  {id}");
+            }
+            for id in &status.pending {
+                println!("pending  {id}");
+            }
+            for id in &status.unknown {
+                println!("unknown  {id} (applied by another version)");
+            }
+            Ok(if status.pending.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
