@@ -91,7 +91,7 @@ fn field_error(path: &str, e: &serde_json::Error) -> FieldError {
     let (field, code) = if msg.starts_with("missing field") {
         (join(&quoted()), "required")
     } else if msg.starts_with("unknown field") {
-        (join(&quoted()), "unknown_field")
+        (path.to_string(), "unknown_field")
     } else if msg.starts_with("invalid type") {
         (path.to_string(), "invalid_type")
     } else if msg.starts_with("invalid length") {
@@ -112,6 +112,39 @@ fn field_error(path: &str, e: &serde_json::Error) -> FieldError {
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// Query string parameters; a malformed query is 400 `invalid_query`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for Query<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, AppError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
+            let field = e.path().to_string();
+            AppError::bad_request("invalid_query", format!("The query string is invalid: {}", e.inner()))
+                .with_extension("field", serde_json::Value::String(field))
+        })
+    }
+}
+
+/// Path parameters; a segment of the wrong shape is 400 `invalid_path`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts<S> for Path<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, AppError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| AppError::bad_request("invalid_path", e.body_text()))
     }
 }
 

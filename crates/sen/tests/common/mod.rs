@@ -1,0 +1,103 @@
+//! A custom app the tests register exactly as a user would, with endpoints
+//! that exercise each error class and the backing services.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use sen_core::extract::{Json, Query, Valid};
+use sen_core::{App, AppContext, AppError, AppResult, Apps};
+use sen_testkit::{Backend, TestApp};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The probe app.
+pub struct Probe;
+
+impl App for Probe {
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+    fn title(&self) -> &'static str {
+        "Probe"
+    }
+    fn description(&self) -> &'static str {
+        "Test endpoints"
+    }
+    fn routes(&self) -> OpenApiRouter<AppContext> {
+        OpenApiRouter::new()
+            .routes(routes!(create_item))
+            .routes(routes!(boom))
+            .routes(routes!(panic_handler))
+            .routes(routes!(slow))
+            .routes(routes!(cache_roundtrip))
+            .routes(routes!(big))
+    }
+}
+
+#[derive(Debug, Deserialize, garde::Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewItem {
+    #[garde(length(min = 1, max = 20))]
+    name: String,
+    #[garde(range(min = 1, max = 100))]
+    qty: u32,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Item {
+    name: String,
+    qty: u32,
+}
+
+#[utoipa::path(post, path = "/items", request_body = NewItem, responses((status = 201, body = Item)))]
+async fn create_item(Valid(item): Valid<NewItem>) -> (StatusCode, Json<Item>) {
+    (StatusCode::CREATED, Json(Item { name: item.name, qty: item.qty }))
+}
+
+#[utoipa::path(get, path = "/boom", responses((status = 500)))]
+async fn boom() -> AppResult<()> {
+    Err(AppError::internal(anyhow::anyhow!("secret internal detail: password=hunter2")))
+}
+
+#[utoipa::path(get, path = "/panic", responses((status = 500)))]
+async fn panic_handler() -> &'static str {
+    panic!("handler exploded")
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct SlowQuery {
+    ms: u64,
+}
+
+#[utoipa::path(get, path = "/slow", params(SlowQuery), responses((status = 200)))]
+async fn slow(Query(q): Query<SlowQuery>) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(q.ms)).await;
+    "done"
+}
+
+#[utoipa::path(get, path = "/cache", responses((status = 200), (status = 503)))]
+async fn cache_roundtrip(State(ctx): State<AppContext>) -> AppResult<Json<serde_json::Value>> {
+    let cache = ctx.cache();
+    cache.set_json("probe", &42, Some(Duration::from_secs(60))).await?;
+    let v: Option<i32> = cache.get_json("probe").await?;
+    Ok(Json(serde_json::json!({ "value": v })))
+}
+
+#[utoipa::path(get, path = "/big", responses((status = 200)))]
+async fn big() -> Json<Vec<String>> {
+    Json((0..2000).map(|i| format!("item number {i}")).collect())
+}
+
+/// The apps tests run with: the built-in system app and the probe.
+pub fn apps() -> Apps {
+    Apps::new().register(sen_core::system::SystemApp).unwrap().register(Probe).unwrap()
+}
+
+/// A server with the probe app on `backend`.
+pub async fn spawn(backend: Backend) -> TestApp {
+    TestApp::builder(backend).apps(apps()).spawn().await
+}
