@@ -67,8 +67,14 @@ pub struct Problem {
 }
 
 /// An error a handler or service returns; converted to problem+json once.
+/// Boxed so `Result<T, AppError>` stays one pointer wide on the happy path.
 #[derive(Debug)]
 pub struct AppError {
+    inner: Box<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     code: Cow<'static, str>,
     detail: Option<String>,
@@ -83,31 +89,33 @@ impl AppError {
     /// An error with a status and stable code.
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            status,
-            code: code.into(),
-            detail: None,
-            errors: Vec::new(),
-            headers: Vec::new(),
-            extensions: serde_json::Map::new(),
-            source: None,
+            inner: Box::new(Inner {
+                status,
+                code: code.into(),
+                detail: None,
+                errors: Vec::new(),
+                headers: Vec::new(),
+                extensions: serde_json::Map::new(),
+                source: None,
+            }),
         }
     }
 
     /// Adds a human-readable explanation (must not contain internals).
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.inner.detail = Some(detail.into());
         self
     }
 
     /// Adds a response header (for example `Retry-After` or `Allow`).
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.inner.headers.push((name, value));
         self
     }
 
     /// Adds an RFC 9457 extension member to the body.
     pub fn with_extension(mut self, key: &str, value: serde_json::Value) -> Self {
-        self.extensions.insert(key.to_string(), value);
+        self.inner.extensions.insert(key.to_string(), value);
         self
     }
 
@@ -131,7 +139,7 @@ impl AppError {
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
             .with_detail("The request body did not pass validation.");
-        e.errors = errors;
+        e.inner.errors = errors;
         e
     }
 
@@ -142,7 +150,7 @@ impl AppError {
                 "A backing service ({what}) is unavailable; try again shortly."
             ))
             .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        e.source = Some(source.into());
+        e.inner.source = Some(source.into());
         e
     }
 
@@ -150,48 +158,49 @@ impl AppError {
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
         let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
             .with_detail("An unexpected error occurred; quote the request id when reporting it.");
-        e.source = Some(source.into());
+        e.inner.source = Some(source.into());
         e
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.inner.status
     }
 
     /// The stable code.
     pub fn code(&self) -> &str {
-        &self.code
+        &self.inner.code
     }
 
     /// The per-field errors.
     pub fn field_errors(&self) -> &[FieldError] {
-        &self.errors
+        &self.inner.errors
     }
 
     /// The body as it would be sent.
     pub fn to_problem(&self) -> Problem {
         Problem {
-            kind: format!("/problems/{}", self.code),
+            kind: format!("/problems/{}", self.inner.code),
             title: self
+                .inner
                 .status
                 .canonical_reason()
                 .unwrap_or("Error")
                 .to_string(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            code: self.code.to_string(),
-            errors: self.errors.clone(),
+            status: self.inner.status.as_u16(),
+            detail: self.inner.detail.clone(),
+            code: self.inner.code.to_string(),
+            errors: self.inner.errors.clone(),
             request_id: request_id::current(),
-            extensions: self.extensions.clone(),
+            extensions: self.inner.extensions.clone(),
         }
     }
 }
 
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status.as_u16(), self.code)?;
-        if let Some(d) = &self.detail {
+        write!(f, "{} {}", self.inner.status.as_u16(), self.inner.code)?;
+        if let Some(d) = &self.inner.detail {
             write!(f, ": {d}")?;
         }
         Ok(())
@@ -228,18 +237,18 @@ impl From<anyhow::Error> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        if let Some(source) = &self.source {
-            if self.status.is_server_error() {
-                tracing::error!(code = %self.code, error = format!("{source:#}"), "request failed");
+        if let Some(source) = &self.inner.source {
+            if self.inner.status.is_server_error() {
+                tracing::error!(code = %self.inner.code, error = format!("{source:#}"), "request failed");
             } else {
-                tracing::debug!(code = %self.code, error = format!("{source:#}"), "request rejected");
+                tracing::debug!(code = %self.inner.code, error = format!("{source:#}"), "request rejected");
             }
         }
         let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();
-        let mut response = (self.status, body).into_response();
+        let mut response = (self.inner.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        for (name, value) in self.headers {
+        for (name, value) in self.inner.headers {
             headers.insert(name, value);
         }
         response

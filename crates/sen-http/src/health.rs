@@ -20,7 +20,7 @@ pub struct Status {
 }
 
 /// Liveness.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Status)))]
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is alive", body = Status)))]
 pub async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
@@ -36,7 +36,7 @@ pub struct Ready {
 
 /// Readiness.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
-    (status = 200, body = Ready),
+    (status = 200, description = "Every dependency answers and the schema is current", body = Ready),
     (status = 503, description = "A dependency is down or the schema is behind", body = sen_core::error::Problem, content_type = "application/problem+json"),
 ))]
 pub async fn readyz(State(ctx): State<AppContext>) -> Response {

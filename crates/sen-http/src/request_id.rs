@@ -23,9 +23,18 @@ pub async fn request_id(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let header = HeaderValue::from_str(&id).ok();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let start = std::time::Instant::now();
     let mut response = sen_core::request_id::scope(id, next.run(req))
-        .instrument(span)
+        .instrument(span.clone())
         .await;
+    span.in_scope(|| {
+        let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::debug!(
+            status = response.status().as_u16(),
+            micros,
+            "request finished"
+        );
+    });
     if let Some(header) = header {
         response.headers_mut().insert(X_REQUEST_ID.clone(), header);
     }

@@ -20,7 +20,11 @@ pub fn on_exit(cleanup: &str) {
 
 /// Whether this process runs as root (servers then run as another user).
 pub fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
 }
 
 use std::os::unix::process::CommandExt as _;

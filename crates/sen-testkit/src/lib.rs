@@ -6,6 +6,8 @@
 //! Invariants: nothing here mocks a dependency; every server is a real
 //! process bound to loopback and is stopped when the test process exits.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test kit fails tests by panicking
+
 mod guard;
 pub mod postgres;
 pub mod redis;
@@ -17,7 +19,7 @@ pub use test_app::{TestApp, TestAppBuilder, assert_problem};
 /// Generates one `#[tokio::test]` per backend for each listed async test
 /// function taking a [`TestApp`]: the same body runs on SQLite and PostgreSQL.
 ///
-/// ```ignore
+/// ```text
 /// async fn unknown_path_is_404(app: TestApp) { ... }
 /// sen_testkit::both_backends!(spawn_app; unknown_path_is_404);
 /// ```
@@ -48,11 +50,17 @@ macro_rules! both_backends {
 /// `RUST_LOG`-style filter); quiet otherwise.
 pub fn init_logging() {
     if let Ok(filter) = std::env::var("SEN_TEST_LOG") {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; bind it promptly).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }

@@ -34,8 +34,13 @@ impl PgServer {
     /// Creates an empty database and returns its URL.
     pub async fn create_database(&self) -> String {
         let name = format!("t_{}", uuid::Uuid::now_v7().simple());
-        let mut conn = sqlx::PgConnection::connect(&self.admin_url).await.expect("connect to the test PostgreSQL");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create test database");
+        let mut conn = sqlx::PgConnection::connect(&self.admin_url)
+            .await
+            .expect("connect to the test PostgreSQL");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
         let _ = conn.close().await;
         replace_db(&self.admin_url, &name)
     }
@@ -66,7 +71,11 @@ pub fn bin_dir() -> Option<PathBuf> {
         .filter(|p| p.join("postgres").exists())
         .collect();
     versions.sort_by_key(|p| {
-        p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0)
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
     });
     versions.pop()
 }
@@ -74,7 +83,13 @@ pub fn bin_dir() -> Option<PathBuf> {
 fn run(bin: &Path, program: &str, args: &[&str], as_postgres: bool) -> anyhow::Result<()> {
     let exe = bin.join(program);
     let output = if as_postgres {
-        Command::new("runuser").arg("-u").arg("postgres").arg("--").arg(&exe).args(args).output()?
+        Command::new("runuser")
+            .arg("-u")
+            .arg("postgres")
+            .arg("--")
+            .arg(&exe)
+            .args(args)
+            .output()?
     } else {
         Command::new(&exe).args(args).output()?
     };
@@ -89,23 +104,51 @@ fn run(bin: &Path, program: &str, args: &[&str], as_postgres: bool) -> anyhow::R
 }
 
 fn start() -> anyhow::Result<PgServer> {
-    let bin = bin_dir().ok_or_else(|| anyhow::anyhow!("PostgreSQL server not installed (apt-get install postgresql)"))?;
+    let bin = bin_dir().ok_or_else(|| {
+        anyhow::anyhow!("PostgreSQL server not installed (apt-get install postgresql)")
+    })?;
     let root = guard::is_root();
     let dir = tempfile::Builder::new().prefix("sen-pg-").tempdir()?.keep();
     let data = dir.join("data");
     let data_s = data.to_string_lossy().to_string();
     if root {
-        let status = Command::new("chown").arg("-R").arg("postgres:postgres").arg(&dir).status()?;
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg("postgres:postgres")
+            .arg(&dir)
+            .status()?;
         anyhow::ensure!(status.success(), "chown of {} failed", dir.display());
     }
-    run(&bin, "initdb", &["-D", &data_s, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"], root)?;
+    run(
+        &bin,
+        "initdb",
+        &[
+            "-D",
+            &data_s,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ],
+        root,
+    )?;
     let port = crate::free_port();
     let opts = format!(
         "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB",
         dir.display()
     );
     let log = dir.join("server.log").to_string_lossy().to_string();
-    run(&bin, "pg_ctl", &["-D", &data_s, "-o", &opts, "-l", &log, "-w", "-t", "60", "start"], root)?;
+    run(
+        &bin,
+        "pg_ctl",
+        &[
+            "-D", &data_s, "-o", &opts, "-l", &log, "-w", "-t", "60", "start",
+        ],
+        root,
+    )?;
     let stop = format!(
         "{}{} -D {data_s} -m immediate stop; rm -rf {}",
         if root { "runuser -u postgres -- " } else { "" },
@@ -113,5 +156,7 @@ fn start() -> anyhow::Result<PgServer> {
         dir.display()
     );
     guard::on_exit(&stop);
-    Ok(PgServer { admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres") })
+    Ok(PgServer {
+        admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+    })
 }

@@ -36,7 +36,10 @@ pub fn shared_url() -> String {
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers.
     pub fn start() -> Result<Self, String> {
-        let mut server = Self { port: crate::free_port(), child: None };
+        let mut server = Self {
+            port: crate::free_port(),
+            child: None,
+        };
         server.restart()?;
         Ok(server)
     }
@@ -58,12 +61,25 @@ impl RedisServer {
     pub fn restart(&mut self) -> Result<(), String> {
         self.stop();
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("redis-server could not start ({e}); apt-get install redis-server"))?;
+            .map_err(|e| {
+                format!("redis-server could not start ({e}); apt-get install redis-server")
+            })?;
         guard::on_exit(&format!("kill {} 2>/dev/null", child.id()));
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -73,7 +89,10 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(format!("redis-server did not listen on port {} within 10 s", self.port))
+        Err(format!(
+            "redis-server did not listen on port {} within 10 s",
+            self.port
+        ))
     }
 }
 

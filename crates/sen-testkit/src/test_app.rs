@@ -23,12 +23,15 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+/// A change to the configuration, applied before start.
+type ConfigTweak = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// Configures a [`TestApp`] before it starts.
 pub struct TestAppBuilder {
     backend: Backend,
     redis_url: Option<String>,
     apps: Option<Apps>,
-    tweak: Vec<Box<dyn FnOnce(&mut Config) + Send>>,
+    tweak: Vec<ConfigTweak>,
 }
 
 impl TestAppBuilder {
@@ -81,25 +84,51 @@ impl TestAppBuilder {
         let config = self.build_config(dir.path()).await;
         let apps = match self.apps.take() {
             Some(a) => a,
-            None => Apps::new().register(sen_core::system::SystemApp).expect("system app"),
+            None => Apps::new()
+                .register(sen_core::system::SystemApp)
+                .expect("system app"),
         };
-        let ctx = AppContext::connect(config, vec![Role::Web, Role::Scheduler, Role::Worker], apps).await.expect("connect");
+        let ctx = AppContext::connect(config, vec![Role::Web, Role::Scheduler, Role::Worker], apps)
+            .await
+            .expect("connect");
         ctx.migrate().await.expect("migrate");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(sen_http::instance::run(ctx.clone(), Some(listener), async move {
-            let _ = rx.await;
-        }));
-        let client = reqwest::Client::builder().no_proxy().build().expect("client");
-        TestApp { addr, ctx, client, backend: self.backend, shutdown: Some(tx), task: Some(task), _dir: dir }
+        let task = tokio::spawn(sen_http::instance::run(
+            ctx.clone(),
+            Some(listener),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        TestApp {
+            addr,
+            ctx,
+            client,
+            backend: self.backend,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
     }
 }
 
 impl TestApp {
     /// A builder for `backend`.
     pub fn builder(backend: Backend) -> TestAppBuilder {
-        TestAppBuilder { backend, redis_url: None, apps: None, tweak: Vec::new() }
+        TestAppBuilder {
+            backend,
+            redis_url: None,
+            apps: None,
+            tweak: Vec::new(),
+        }
     }
 
     /// Starts a default server on `backend`.
@@ -119,12 +148,19 @@ impl TestApp {
 
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Response {
-        self.request(Method::GET, path).send().await.expect("request")
+        self.request(Method::GET, path)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// `POST path` with a JSON body.
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.request(Method::POST, path).json(body).send().await.expect("request")
+        self.request(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Starts a graceful shutdown and waits for the server to stop.
@@ -165,16 +201,38 @@ impl Drop for TestApp {
 /// Asserts `response` is problem+json with `status` and `code`, carries the
 /// request id it was answered with, and returns the body.
 pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
-    assert_eq!(response.status().as_u16(), status, "status of {}", response.url());
-    let ct = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "status of {}",
+        response.url()
+    );
+    let ct = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(ct, "application/problem+json", "content type");
-    let rid = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let rid = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body: Value = response.json().await.expect("problem body is JSON");
     assert_eq!(body["code"], code, "problem code in {body}");
     assert_eq!(body["status"], status, "problem status in {body}");
-    assert_eq!(body["type"], format!("/problems/{code}"), "problem type in {body}");
+    assert_eq!(
+        body["type"],
+        format!("/problems/{code}"),
+        "problem type in {body}"
+    );
     assert!(body["title"].is_string(), "problem title in {body}");
     assert!(rid.is_some(), "x-request-id header present");
-    assert_eq!(body["request_id"].as_str(), rid.as_deref(), "request id in body matches header");
+    assert_eq!(
+        body["request_id"].as_str(),
+        rid.as_deref(),
+        "request id in body matches header"
+    );
     body
 }

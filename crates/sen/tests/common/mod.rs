@@ -1,7 +1,7 @@
 //! A custom app the tests register exactly as a user would, with endpoints
 //! that exercise each error class and the backing services.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
@@ -55,12 +55,20 @@ pub struct Item {
 
 #[utoipa::path(post, path = "/items", request_body = NewItem, responses((status = 201, body = Item)))]
 async fn create_item(Valid(item): Valid<NewItem>) -> (StatusCode, Json<Item>) {
-    (StatusCode::CREATED, Json(Item { name: item.name, qty: item.qty }))
+    (
+        StatusCode::CREATED,
+        Json(Item {
+            name: item.name,
+            qty: item.qty,
+        }),
+    )
 }
 
 #[utoipa::path(get, path = "/boom", responses((status = 500)))]
 async fn boom() -> AppResult<()> {
-    Err(AppError::internal(anyhow::anyhow!("secret internal detail: password=hunter2")))
+    Err(AppError::internal(anyhow::anyhow!(
+        "secret internal detail: password=hunter2"
+    )))
 }
 
 #[utoipa::path(get, path = "/panic", responses((status = 500)))]
@@ -82,7 +90,9 @@ async fn slow(Query(q): Query<SlowQuery>) -> &'static str {
 #[utoipa::path(get, path = "/cache", responses((status = 200), (status = 503)))]
 async fn cache_roundtrip(State(ctx): State<AppContext>) -> AppResult<Json<serde_json::Value>> {
     let cache = ctx.cache();
-    cache.set_json("probe", &42, Some(Duration::from_secs(60))).await?;
+    cache
+        .set_json("probe", &42, Some(Duration::from_secs(60)))
+        .await?;
     let v: Option<i32> = cache.get_json("probe").await?;
     Ok(Json(serde_json::json!({ "value": v })))
 }
@@ -94,7 +104,11 @@ async fn big() -> Json<Vec<String>> {
 
 /// The apps tests run with: the built-in system app and the probe.
 pub fn apps() -> Apps {
-    Apps::new().register(sen_core::system::SystemApp).unwrap().register(Probe).unwrap()
+    Apps::new()
+        .register(sen_core::system::SystemApp)
+        .unwrap()
+        .register(Probe)
+        .unwrap()
 }
 
 /// A server with the probe app on `backend`.

@@ -1,0 +1,220 @@
+//! The app mechanism and the database layer it stands on: conflicting
+//! routes fail at start-up, migrations are all-or-nothing on both
+//! backends, SQLite runs with the promised settings, and write
+//! transactions queue instead of failing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use axum::routing::get;
+use sea_orm::sea_query::{Alias, ColumnDef, Table};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use sen_core::migrate::{Migration, SchemaMigration};
+use sen_core::{App, AppContext, Apps, Backend};
+use sen_testkit::TestApp;
+use utoipa_axum::router::OpenApiRouter;
+
+struct Clashing;
+
+impl App for Clashing {
+    fn name(&self) -> &'static str {
+        "clash"
+    }
+    fn title(&self) -> &'static str {
+        "Clash"
+    }
+    fn description(&self) -> &'static str {
+        "Declares one route twice"
+    }
+    fn routes(&self) -> OpenApiRouter<AppContext> {
+        OpenApiRouter::new()
+            .route("/x", get(|| async { "a" }))
+            .route("/x", get(|| async { "b" }))
+    }
+}
+
+#[tokio::test]
+async fn conflicting_routes_fail_at_start_up_with_the_app_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sen_core::Config::default();
+    config.database_url =
+        sen_core::config::Secret::new(format!("sqlite://{}/x.db", dir.path().display()));
+    let apps = Apps::new().register(Clashing).unwrap();
+    let ctx = AppContext::connect(config, vec![], apps).await.unwrap();
+    let err = sen_http::build_router(ctx)
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(
+        err.contains("clash") && err.contains("conflicting routes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_app_names_fail_at_start_up() {
+    let err = Apps::new()
+        .register(common::Probe)
+        .unwrap()
+        .register(common::Probe)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("two apps are named `probe`"), "{err}");
+}
+
+struct Ledger;
+
+struct FailsHalfway;
+
+#[async_trait::async_trait]
+impl Migration for FailsHalfway {
+    fn name(&self) -> &'static str {
+        "0002_fails_halfway"
+    }
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        tx.execute_unprepared("CREATE TABLE ledger_half (id INTEGER PRIMARY KEY)")
+            .await?;
+        tx.execute_unprepared("INSERT INTO no_such_table VALUES (1)")
+            .await?;
+        Ok(())
+    }
+}
+
+impl App for Ledger {
+    fn name(&self) -> &'static str {
+        "ledger"
+    }
+    fn title(&self) -> &'static str {
+        "Ledger"
+    }
+    fn description(&self) -> &'static str {
+        "Owns a table"
+    }
+    fn migrations(&self) -> Vec<Box<dyn Migration>> {
+        let entries = Table::create()
+            .table(Alias::new("ledger_entries"))
+            .col(
+                ColumnDef::new(Alias::new("id"))
+                    .string()
+                    .not_null()
+                    .primary_key(),
+            )
+            .col(
+                ColumnDef::new(Alias::new("amount"))
+                    .big_integer()
+                    .not_null(),
+            )
+            .to_owned();
+        vec![
+            Box::new(SchemaMigration::new("0001_entries").statement(entries)),
+            Box::new(FailsHalfway),
+        ]
+    }
+}
+
+async fn table_exists(ctx: &AppContext, table: &str) -> bool {
+    let probe = format!("SELECT COUNT(*) FROM {table}");
+    ctx.db().orm().execute_unprepared(&probe).await.is_ok()
+}
+
+async fn failed_migration_leaves_nothing_half_applied(backend: Backend) {
+    let app = TestApp::spawn(backend).await; // a database with the system app migrated
+    let config = app.ctx.config().clone();
+    let apps = Apps::new()
+        .register(sen_core::system::SystemApp)
+        .unwrap()
+        .register(Ledger)
+        .unwrap();
+    let ctx = AppContext::connect(config, vec![], apps).await.unwrap();
+    let err = ctx.migrate().await.unwrap_err().to_string();
+    assert!(err.contains("ledger/0002_fails_halfway"), "{err}");
+    assert!(
+        table_exists(&ctx, "ledger_entries").await,
+        "the good migration before it is applied"
+    );
+    assert!(
+        !table_exists(&ctx, "ledger_half").await,
+        "the failed migration rolled back entirely"
+    );
+    let status = ctx.migration_status().await.unwrap();
+    assert_eq!(status.pending, vec!["ledger/0002_fails_halfway"]);
+    assert!(status.applied.contains(&"ledger/0001_entries".to_string()));
+}
+
+async fn write_transactions_queue_instead_of_failing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let db = app.ctx.db().clone();
+    db.orm()
+        .execute_unprepared("CREATE TABLE counter (n INTEGER NOT NULL)")
+        .await
+        .unwrap();
+    db.orm()
+        .execute_unprepared("INSERT INTO counter VALUES (0)")
+        .await
+        .unwrap();
+    // Read-then-write in two concurrent transactions: deferred SQLite
+    // transactions would fail one with SQLITE_BUSY; immediate ones queue.
+    let bump = |db: sen_core::Db| async move {
+        let tx = db.begin_write().await?;
+        let row = tx
+            .query_one_raw(db.statement("SELECT n FROM counter", []))
+            .await?
+            .expect("row");
+        let n: i32 = row.try_get("", "n")?;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        tx.execute_raw(db.statement("UPDATE counter SET n = ?", [(n + 1).into()]))
+            .await?;
+        tx.commit().await?;
+        Ok::<_, DbErr>(())
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(bump(db.clone())),
+        tokio::spawn(bump(db.clone()))
+    );
+    a.unwrap().unwrap();
+    b.unwrap()
+        .expect("the second writer waits its turn instead of failing");
+    if backend == Backend::Sqlite {
+        // BEGIN IMMEDIATE serialises writers, so the read-then-write of the
+        // second sees the first's commit: no lost update. (PostgreSQL at
+        // READ COMMITTED needs row locks for that, which callers take.)
+        let row = db
+            .orm()
+            .query_one_raw(db.statement("SELECT n FROM counter", []))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<i32>("", "n").unwrap(), 2);
+    }
+}
+
+#[tokio::test]
+async fn sqlite_runs_wal_normal_with_foreign_keys_and_busy_timeout() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let db = app.ctx.db();
+    let get = |sql: &'static str| async move {
+        let row = db
+            .orm()
+            .query_one_raw(db.statement(sql, []))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<String>(0)
+            .or_else(|_| row.try_get_by_index::<i64>(0).map(|v| v.to_string()))
+            .unwrap()
+    };
+    assert_eq!(get("PRAGMA journal_mode").await, "wal");
+    assert_eq!(get("PRAGMA synchronous").await, "1", "NORMAL");
+    assert_eq!(get("PRAGMA foreign_keys").await, "1");
+    assert_eq!(get("PRAGMA busy_timeout").await, "10000");
+}
+
+sen_testkit::both_backends!(id; failed_migration_leaves_nothing_half_applied, write_transactions_queue_instead_of_failing);
+
+async fn id(b: Backend) -> Backend {
+    b
+}
