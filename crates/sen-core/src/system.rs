@@ -75,7 +75,9 @@ impl App for SystemApp {
     }
 
     fn routes(&self) -> OpenApiRouter<AppContext> {
-        OpenApiRouter::new().routes(routes!(info))
+        OpenApiRouter::new()
+            .routes(routes!(info))
+            .routes(routes!(instances))
     }
 }
 
@@ -127,17 +129,15 @@ pub struct SystemInfo {
     pub backends: Backends,
     /// Installed apps.
     pub apps: Vec<AppSummary>,
-    /// Processes that sent a heartbeat recently (this one included once it has).
-    pub instances: Vec<Instance>,
 }
 
-/// Version, backends, roles, apps and live instances.
+/// Version, backends, roles and apps of the answering process. Answered
+/// from memory: no database round trip.
 #[utoipa::path(get, path = "/info", tag = "system", responses(
     (status = 200, description = "About this deployment", body = SystemInfo),
-    (status = 503, description = "Database unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
-async fn info(State(ctx): State<AppContext>) -> AppResult<Json<SystemInfo>> {
-    Ok(Json(SystemInfo {
+async fn info(State(ctx): State<AppContext>) -> Json<SystemInfo> {
+    Json(SystemInfo {
         version: env!("CARGO_PKG_VERSION"),
         instance_id: ctx.instance_id().to_string(),
         roles: ctx.roles().to_vec(),
@@ -154,7 +154,24 @@ async fn info(State(ctx): State<AppContext>) -> AppResult<Json<SystemInfo>> {
                 title: a.title(),
             })
             .collect(),
-        instances: live_instances(&ctx).await?,
+    })
+}
+
+/// The running processes of this deployment and their roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Instances {
+    /// Processes with a recent heartbeat, oldest first.
+    pub items: Vec<Instance>,
+}
+
+/// Processes of this deployment with a recent heartbeat, and their roles.
+#[utoipa::path(get, path = "/instances", tag = "system", responses(
+    (status = 200, description = "Live processes", body = Instances),
+    (status = 503, description = "Database unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+async fn instances(State(ctx): State<AppContext>) -> AppResult<Json<Instances>> {
+    Ok(Json(Instances {
+        items: live_instances(&ctx).await?,
     }))
 }
 

@@ -37,13 +37,19 @@ async fn system_info_reports_backends_roles_and_instance(app: TestApp) {
         .collect();
     assert_eq!(names, ["system", "probe"]);
     let me = info["instance_id"].as_str().unwrap();
-    let listed = info["instances"].as_array().unwrap();
+    let list: Value = app
+        .get("/api/v1/system/instances")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let listed = list["items"].as_array().unwrap();
     assert!(
         listed
             .iter()
             .any(|i| i["id"] == me
                 && i["roles"] == serde_json::json!(["web", "scheduler", "worker"])),
-        "{info}"
+        "{list}"
     );
 }
 
@@ -92,7 +98,7 @@ async fn readiness_fails_when_database_is_gone(app: TestApp) {
         "liveness does not depend on the database"
     );
     let body = assert_problem(
-        app.get("/api/v1/system/info").await,
+        app.get("/api/v1/system/instances").await,
         503,
         "dependency_unavailable",
     )

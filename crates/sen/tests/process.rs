@@ -245,10 +245,11 @@ async fn production_roles_on_postgres() {
     let mut scheduler = spawn(dir.path(), &["worker", "--schedule"], &env, "scheduler");
     let mut normal = spawn(dir.path(), &["worker", "--normal"], &env, "normal");
     let info_url = format!("http://127.0.0.1:{port}/api/v1/system/info");
+    let instances_url = format!("http://127.0.0.1:{port}/api/v1/system/instances");
     wait_http(&info_url).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let roles_seen = |info: &Value| -> Vec<Value> {
-        info["instances"]
+    let roles_seen = |list: &Value| -> Vec<Value> {
+        list["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -265,6 +266,14 @@ async fn production_roles_on_postgres() {
             .unwrap();
         let info: Value = r.json().await.unwrap();
         assert_eq!(info["roles"], serde_json::json!(["web"]));
+        let info: Value = client
+            .get(&instances_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let seen = roles_seen(&info);
         if seen.contains(&serde_json::json!(["scheduler"]))
             && seen.contains(&serde_json::json!(["worker"]))
@@ -285,7 +294,7 @@ async fn production_roles_on_postgres() {
     sigterm(&scheduler);
     assert!(wait_exit(&mut scheduler, Duration::from_secs(15)).success());
     let info: Value = client
-        .get(&info_url)
+        .get(&instances_url)
         .send()
         .await
         .unwrap()
