@@ -7,6 +7,7 @@
 //! Invariants: every error leaving this stack is problem+json; no panic
 //! reaches a client; handlers never see a request without a request id.
 
+pub mod edge;
 pub mod fallback;
 pub mod health;
 pub mod instance;

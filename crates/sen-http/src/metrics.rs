@@ -7,11 +7,10 @@
 //! the same registry.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sen_core::AppContext;
@@ -66,23 +65,20 @@ fn describe() {
     metrics::describe_gauge!("db_pool_max_connections", "Configured database pool size.");
 }
 
-/// Records one request; the route is the matched template (`/api/v1/posts/{id}`),
-/// never the raw path, so label cardinality stays bounded.
-pub async fn track(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+/// Records one request; the route is the matched template
+/// (`/api/v1/posts/{id}`), never the raw path, so label cardinality stays
+/// bounded.
+pub fn record(method: &Method, route: Option<&MatchedPath>, status: StatusCode, elapsed: Duration) {
+    let labels = [
+        ("method", method.as_str().to_owned()),
+        (
+            "route",
+            route.map_or("unmatched", MatchedPath::as_str).to_owned(),
+        ),
+        ("status", status.as_str().to_owned()),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
-    response
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
 }
 
 /// `GET /metrics` in the Prometheus text format.

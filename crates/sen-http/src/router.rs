@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use sen_core::{AppContext, Apps};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -17,8 +17,8 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::security_headers::SecurityHeaders;
-use crate::{fallback, health, metrics, openapi, request_id, security_headers, timeout};
+use crate::edge::{self, Edge};
+use crate::{fallback, health, metrics, openapi, timeout};
 
 /// Builds the whole router for `ctx`'s apps. Fails (instead of panicking)
 /// when an app declares conflicting routes.
@@ -41,14 +41,12 @@ pub fn build_router(ctx: AppContext) -> anyhow::Result<(Router, utoipa::openapi:
         .with_state(ctx)
         .layer(CatchPanicLayer::custom(fallback::panic_response))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
-        .layer(CompressionLayer::new())
-        .layer(cors(&config.cors_origins)?)
-        .layer(from_fn_with_state(
-            SecurityHeaders { hsts: config.hsts },
-            security_headers::security_headers,
-        ))
-        .layer(from_fn(metrics::track))
-        .layer(from_fn(request_id::request_id));
+        .layer(CompressionLayer::new());
+    let router = match cors(&config.cors_origins)? {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    let router = router.layer(from_fn_with_state(Edge { hsts: config.hsts }, edge::edge));
     Ok((router, spec))
 }
 
@@ -93,10 +91,10 @@ fn documented_routes(
 }
 
 /// Browsers may call the API only from the configured origins; with none
-/// configured, no CORS headers are sent at all (same-origin only).
-fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+/// configured there is no CORS layer at all (same-origin only).
+fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     if origins.is_empty() {
-        return Ok(CorsLayer::new());
+        return Ok(None);
     }
     let origins = origins
         .iter()
@@ -105,26 +103,28 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
                 .map_err(|_| anyhow::anyhow!("cors origin {o:?} is not a valid header value"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            HeaderName::from_static("x-request-id"),
-            HeaderName::from_static("x-api-key"),
-            HeaderName::from_static("idempotency-key"),
-            HeaderName::from_static("x-csrf-token"),
-        ])
-        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
-        .allow_credentials(true)
-        .max_age(std::time::Duration::from_secs(600)))
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-csrf-token"),
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+            .allow_credentials(true)
+            .max_age(std::time::Duration::from_secs(600)),
+    ))
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {

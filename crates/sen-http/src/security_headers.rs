@@ -2,31 +2,17 @@
 //! a strict CSP, `nosniff`, no framing, no referrer leaks, and HSTS when the
 //! deployment says it is served over HTTPS.
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 /// The policy for JSON and pages; pages that need more set their own.
 pub const DEFAULT_CSP: &str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'";
 
-/// Whether to add `Strict-Transport-Security`.
-#[derive(Clone, Copy)]
-pub struct SecurityHeaders {
-    /// Send HSTS.
-    pub hsts: bool,
-}
-
-/// The middleware function (`from_fn_with_state`).
-pub async fn security_headers(
-    State(cfg): State<SecurityHeaders>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let mut response = next.run(req).await;
-    let h = response.headers_mut();
+/// Adds the security headers `response` does not already carry.
+pub fn apply(headers: &mut HeaderMap, hsts: bool) {
     let mut set = |name: HeaderName, value: &'static str| {
-        h.entry(name).or_insert(HeaderValue::from_static(value));
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
     };
     set(header::CONTENT_SECURITY_POLICY, DEFAULT_CSP);
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
@@ -44,11 +30,10 @@ pub async fn security_headers(
         HeaderName::from_static("permissions-policy"),
         "camera=(), microphone=(), geolocation=()",
     );
-    if cfg.hsts {
+    if hsts {
         set(
             header::STRICT_TRANSPORT_SECURITY,
             "max-age=63072000; includeSubDomains",
         );
     }
-    response
 }

@@ -20,6 +20,9 @@ fn apps() -> anyhow::Result<Apps> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // ring and aws-lc-rs can both be compiled into rustls through different
+    // dependencies; name the provider so TLS to PostgreSQL never has to guess.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
