@@ -15,11 +15,11 @@ use tracing::Instrument as _;
 use crate::request_id::X_REQUEST_ID;
 use crate::{metrics, request_id, security_headers};
 
-/// What the edge needs to know of the configuration.
-#[derive(Clone, Copy)]
+/// What the edge needs, built once at start-up.
+#[derive(Clone)]
 pub struct Edge {
-    /// Send `Strict-Transport-Security`.
-    pub hsts: bool,
+    /// The security headers to add.
+    pub security_headers: security_headers::SecurityHeaders,
 }
 
 /// The middleware function (`from_fn_with_state(Edge { .. }, edge)`).
@@ -29,7 +29,10 @@ pub async fn edge(State(cfg): State<Edge>, req: Request, next: Next) -> Response
     let header = HeaderValue::from_str(&id).ok();
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.uri().path());
+    // Only the id on the span: every field is formatted at span creation,
+    // per request, so the path goes on the debug line below instead.
+    let span = tracing::info_span!("request", request_id = id.as_str());
+    let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
     let mut response = sen_core::request_id::scope(id, next.run(req))
         .instrument(span.clone())
         .await;
@@ -38,6 +41,8 @@ pub async fn edge(State(cfg): State<Edge>, req: Request, next: Next) -> Response
     span.in_scope(|| {
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         tracing::debug!(
+            method = method.as_str(),
+            path = path.as_deref(),
             status = response.status().as_u16(),
             micros,
             "request finished"
@@ -47,6 +52,6 @@ pub async fn edge(State(cfg): State<Edge>, req: Request, next: Next) -> Response
     if let Some(header) = header {
         headers.insert(X_REQUEST_ID.clone(), header);
     }
-    security_headers::apply(headers, cfg.hsts);
+    cfg.security_headers.apply(headers);
     response
 }

@@ -6,7 +6,8 @@
 //! once and shared, so several routers in one process (tests) report into
 //! the same registry.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, State};
@@ -65,20 +66,57 @@ fn describe() {
     metrics::describe_gauge!("db_pool_max_connections", "Configured database pool size.");
 }
 
+/// The metric handles of one (method, route, status) triple.
+#[derive(Clone)]
+struct Handles {
+    requests: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+/// (method, status) → route template → handles; looked up by `&str` so
+/// a hit allocates nothing.
+type HandleMap = HashMap<(Method, StatusCode), HashMap<Box<str>, Handles>>;
+
+/// Handles already registered, so the hot path hashes one small key
+/// instead of allocating label strings and building a registry key per
+/// request. Bounded: routes are templates, methods and statuses are few.
+static HANDLES: OnceLock<RwLock<HandleMap>> = OnceLock::new();
+
 /// Records one request; the route is the matched template
 /// (`/api/v1/posts/{id}`), never the raw path, so label cardinality stays
 /// bounded.
 pub fn record(method: &Method, route: Option<&MatchedPath>, status: StatusCode, elapsed: Duration) {
-    let labels = [
-        ("method", method.as_str().to_owned()),
-        (
-            "route",
-            route.map_or("unmatched", MatchedPath::as_str).to_owned(),
-        ),
-        ("status", status.as_str().to_owned()),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    let map = HANDLES.get_or_init(Default::default);
+    let route = route.map_or("unmatched", MatchedPath::as_str);
+    let key = (method.clone(), status);
+    let cached = map
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+        .and_then(|routes| routes.get(route))
+        .cloned();
+    let handles = match cached {
+        Some(h) => h,
+        None => {
+            let labels = [
+                ("method", method.as_str().to_owned()),
+                ("route", route.to_owned()),
+                ("status", status.as_str().to_owned()),
+            ];
+            let h = Handles {
+                requests: metrics::counter!("http_requests_total", &labels),
+                latency: metrics::histogram!("http_request_duration_seconds", &labels),
+            };
+            map.write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(key)
+                .or_default()
+                .insert(route.into(), h.clone());
+            h
+        }
+    };
+    handles.requests.increment(1);
+    handles.latency.record(elapsed.as_secs_f64());
 }
 
 /// `GET /metrics` in the Prometheus text format.

@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::edge::{self, Edge};
+use crate::security_headers::SecurityHeaders;
 use crate::{fallback, health, metrics, openapi, timeout};
 
 /// Builds the whole router for `ctx`'s apps. Fails (instead of panicking)
@@ -46,7 +47,12 @@ pub fn build_router(ctx: AppContext) -> anyhow::Result<(Router, utoipa::openapi:
         Some(cors) => router.layer(cors),
         None => router,
     };
-    let router = router.layer(from_fn_with_state(Edge { hsts: config.hsts }, edge::edge));
+    let router = router.layer(from_fn_with_state(
+        Edge {
+            security_headers: SecurityHeaders::new(config.hsts),
+        },
+        edge::edge,
+    ));
     Ok((router, spec))
 }
 
