@@ -32,6 +32,10 @@ pub trait App: Send + Sync + 'static {
     fn routes(&self) -> OpenApiRouter<AppContext> {
         OpenApiRouter::new()
     }
+    /// The app's background job kinds.
+    fn jobs(&self) -> Vec<crate::jobs::JobHandler> {
+        Vec::new()
+    }
 }
 
 /// Why an app could not be registered.

@@ -106,6 +106,13 @@ pub struct Config {
     pub metrics_enabled: bool,
     /// Port on which `sen worker` serves `/healthz`, `/readyz` and `/metrics` (unset = none).
     pub worker_port: Option<u16>,
+    /// Queues the worker role runs, with their concurrency (`default=10,mail=2`).
+    #[serde(deserialize_with = "queue_list", serialize_with = "queue_list_out")]
+    pub worker_queues: Vec<(String, usize)>,
+    /// Job lease in milliseconds; renewed every third of it while a job runs.
+    pub job_lease_ms: u64,
+    /// Longest pause between claims when no wake-up arrives, in milliseconds.
+    pub job_poll_ms: u64,
 }
 
 impl Default for Config {
@@ -130,6 +137,9 @@ impl Default for Config {
             secret_key: None,
             metrics_enabled: true,
             worker_port: None,
+            worker_queues: vec![("default".into(), 10)],
+            job_lease_ms: 30_000,
+            job_poll_ms: 1_000,
         }
     }
 }
@@ -323,6 +333,22 @@ impl Config {
         if self.body_limit_bytes == 0 {
             return Err(fail("body_limit_bytes", "must be at least 1".into()));
         }
+        if self.job_lease_ms < 300 {
+            return Err(fail("job_lease_ms", "must be at least 300".into()));
+        }
+        if self.job_poll_ms == 0 {
+            return Err(fail("job_poll_ms", "must be at least 1".into()));
+        }
+        if self
+            .worker_queues
+            .iter()
+            .any(|(q, n)| q.is_empty() || *n == 0)
+        {
+            return Err(fail(
+                "worker_queues",
+                "each queue needs a name and a concurrency of at least 1".into(),
+            ));
+        }
         if self.request_timeout_ms == 0 {
             return Err(fail("request_timeout_ms", "must be at least 1".into()));
         }
@@ -463,6 +489,38 @@ impl figment::Provider for EnvVars {
     }
 }
 
+/// Accepts `{ default = 10, mail = 2 }` (TOML) or `"default=10,mail=2"`.
+fn queue_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, usize)>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum MapOrCsv {
+        Map(std::collections::BTreeMap<String, usize>),
+        Csv(String),
+    }
+    match MapOrCsv::deserialize(d)? {
+        MapOrCsv::Map(m) => Ok(m.into_iter().collect()),
+        MapOrCsv::Csv(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|part| {
+                let (name, n) = part.split_once('=').ok_or_else(|| {
+                    serde::de::Error::custom(format!("{part:?} is not queue=concurrency"))
+                })?;
+                let n = n.trim().parse::<usize>().map_err(|_| {
+                    serde::de::Error::custom(format!("{part:?}: concurrency must be a number"))
+                })?;
+                Ok((name.trim().to_string(), n))
+            })
+            .collect(),
+    }
+}
+
+fn queue_list_out<S: serde::Serializer>(v: &[(String, usize)], s: S) -> Result<S::Ok, S::Error> {
+    let text: Vec<String> = v.iter().map(|(q, n)| format!("{q}={n}")).collect();
+    s.serialize_str(&text.join(","))
+}
+
 /// Accepts `["a", "b"]` (TOML) or `"a,b"` (environment).
 fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -502,6 +560,16 @@ mod tests {
         assert_eq!(c.port, 9100, "SEN_PORT beats PORT and the file");
         assert_eq!(c.body_limit_bytes, 10, "file beats default");
         assert_eq!(c.request_timeout_ms, 30_000, "default kept");
+        let c =
+            Config::load_from(&file, env(&[("SEN_WORKER_QUEUES", "default=4, mail=2")])).unwrap();
+        assert_eq!(
+            c.worker_queues,
+            vec![("default".to_string(), 4), ("mail".to_string(), 2)]
+        );
+        let err = Config::load_from(&file, env(&[("SEN_WORKER_QUEUES", "default")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("worker_queues"), "{err}");
         let c = Config::load_from(&file, env(&[("PORT", "9200")])).unwrap();
         assert_eq!(c.port, 9200, "PORT beats the file");
     }

@@ -31,6 +31,7 @@ struct Inner {
     redis: Option<RedisLink>,
     roles: Vec<Role>,
     apps: Apps,
+    jobs: crate::jobs::Jobs,
     instance_id: Uuid,
     started_at: DateTime<Utc>,
 }
@@ -93,6 +94,7 @@ impl AppContext {
             },
         )
         .await?;
+        let db_backend = db.backend();
         let (cache, pubsub, redis): (SharedCache, SharedPubSub, _) = match &config.redis_url {
             Some(url) => {
                 let link = RedisLink::connect(url.expose(), &config.redis_prefix).await?;
@@ -117,6 +119,7 @@ impl AppContext {
                 redis,
                 roles,
                 apps,
+                jobs: crate::jobs::Jobs::new(db_backend),
                 instance_id: Uuid::now_v7(),
                 started_at: Utc::now(),
             }),
@@ -151,6 +154,11 @@ impl AppContext {
     /// The roles this process plays.
     pub fn roles(&self) -> &[Role] {
         &self.inner.roles
+    }
+
+    /// Enqueues background jobs inside the caller's transaction.
+    pub fn jobs(&self) -> &crate::jobs::Jobs {
+        &self.inner.jobs
     }
 
     /// The registered apps.

@@ -14,6 +14,7 @@ pub mod context;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod jobs;
 pub mod migrate;
 pub mod pubsub;
 pub mod redis_link;

@@ -67,11 +67,14 @@ impl App for SystemApp {
             .table(Alias::new("sen_instances"))
             .col(Alias::new("last_seen_at"))
             .to_owned();
-        vec![Box::new(
-            SchemaMigration::new("0001_instances")
-                .statement(instances)
-                .statement(by_last_seen),
-        )]
+        vec![
+            Box::new(
+                SchemaMigration::new("0001_instances")
+                    .statement(instances)
+                    .statement(by_last_seen),
+            ),
+            Box::new(crate::jobs::schema::CreateJobTables),
+        ]
     }
 
     fn routes(&self) -> OpenApiRouter<AppContext> {

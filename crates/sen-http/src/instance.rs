@@ -12,7 +12,9 @@ use tokio::net::TcpListener;
 
 use crate::{build_router, fallback, health, metrics, serve};
 
-/// Runs the roles of `ctx` until `shutdown` resolves. `listener` serves the
+/// Runs the web role (or the ops endpoints) and the heartbeat of `ctx`
+/// until `shutdown` resolves; background roles run beside it and stop
+/// after it returns, then [`finish`] ends the process. `listener` serves the
 /// full API (web role) or the ops endpoints (worker-only processes).
 pub async fn run(
     ctx: AppContext,
@@ -41,10 +43,15 @@ pub async fn run(
         }
     };
     heartbeat.abort();
-    sen_core::system::leave(&ctx).await;
+    result
+}
+
+/// Leaves the instance table and closes the database: the last step of a
+/// process, after every role has stopped.
+pub async fn finish(ctx: &AppContext) {
+    sen_core::system::leave(ctx).await;
     ctx.db().close().await;
     tracing::info!("stopped");
-    result
 }
 
 /// Health and metrics only, for processes without the web role.

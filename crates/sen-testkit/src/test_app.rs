@@ -20,6 +20,7 @@ pub struct TestApp {
     pub backend: Backend,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    worker: Option<sen_jobs::RunningWorker>,
     _dir: tempfile::TempDir,
 }
 
@@ -32,6 +33,7 @@ pub struct TestAppBuilder {
     redis_url: Option<String>,
     apps: Option<Apps>,
     tweak: Vec<ConfigTweak>,
+    workers: bool,
 }
 
 impl TestAppBuilder {
@@ -50,6 +52,12 @@ impl TestAppBuilder {
     /// Registers these apps (default: the built-in `system` app only).
     pub fn apps(mut self, apps: Apps) -> Self {
         self.apps = Some(apps);
+        self
+    }
+
+    /// Also runs the worker role (jobs of the registered apps).
+    pub fn workers(mut self) -> Self {
+        self.workers = true;
         self
     }
 
@@ -104,6 +112,10 @@ impl TestAppBuilder {
                 let _ = rx.await;
             },
         ));
+        let worker = self.workers.then(|| {
+            sen_jobs::start(ctx.clone(), sen_jobs::WorkerConfig::from_context(&ctx))
+                .expect("start workers")
+        });
         let client = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -115,6 +127,7 @@ impl TestAppBuilder {
             backend: self.backend,
             shutdown: Some(tx),
             task: Some(task),
+            worker,
             _dir: dir,
         }
     }
@@ -128,6 +141,7 @@ impl TestApp {
             redis_url: None,
             apps: None,
             tweak: Vec::new(),
+            workers: false,
         }
     }
 
@@ -163,15 +177,19 @@ impl TestApp {
             .expect("request")
     }
 
-    /// Starts a graceful shutdown and waits for the server to stop.
+    /// Starts a graceful shutdown and waits for the server and workers to stop.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        match self.task.take() {
+        let served = match self.task.take() {
             Some(task) => task.await?,
             None => Ok(()),
+        };
+        if let Some(worker) = self.worker.take() {
+            worker.stop().await;
         }
+        served
     }
 
     /// Signals shutdown without waiting (to test in-flight requests).

@@ -110,7 +110,30 @@ async fn dev(config: Config) -> anyhow::Result<ExitCode> {
     );
     println!("  Stop with Ctrl-C.");
     println!();
-    sen_http::instance::run(ctx, Some(listener), sen_http::shutdown_signal()).await?;
+    run_roles(ctx, Some(listener)).await
+}
+
+/// Runs every role of `ctx` until SIGTERM/SIGINT, then stops them in order:
+/// web first (in-flight requests finish), then workers (running jobs finish
+/// or are released), then the instance leaves and the database closes.
+async fn run_roles(
+    ctx: AppContext,
+    listener: Option<tokio::net::TcpListener>,
+) -> anyhow::Result<ExitCode> {
+    let worker = if ctx.roles().contains(&Role::Worker) {
+        Some(sen_jobs::start(
+            ctx.clone(),
+            sen_jobs::WorkerConfig::from_context(&ctx),
+        )?)
+    } else {
+        None
+    };
+    let served = sen_http::instance::run(ctx.clone(), listener, sen_http::shutdown_signal()).await;
+    if let Some(worker) = worker {
+        worker.stop().await;
+    }
+    sen_http::instance::finish(&ctx).await;
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -138,8 +161,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     require_current_schema(&ctx).await?;
     let listener = bind(ctx.config(), ctx.config().port).await?;
     tracing::info!(addr = %listener.local_addr()?, roles = "web", "serving");
-    sen_http::instance::run(ctx, Some(listener), sen_http::shutdown_signal()).await?;
-    Ok(ExitCode::SUCCESS)
+    run_roles(ctx, Some(listener)).await
 }
 
 async fn worker(config: Config, schedule: bool, normal: bool) -> anyhow::Result<ExitCode> {
@@ -163,10 +185,9 @@ async fn worker(config: Config, schedule: bool, normal: bool) -> anyhow::Result<
         roles = %names,
         instance = %ctx.instance_id(),
         ops = ?listener.as_ref().and_then(|l| l.local_addr().ok()),
-        "worker started; active roles: {names} (registered in sen_instances; no app declares jobs or schedules yet)"
+        "worker started; active roles: {names}"
     );
-    sen_http::instance::run(ctx, listener, sen_http::shutdown_signal()).await?;
-    Ok(ExitCode::SUCCESS)
+    run_roles(ctx, listener).await
 }
 
 async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<ExitCode> {

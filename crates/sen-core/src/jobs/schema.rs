@@ -1,0 +1,63 @@
+//! The tables of the job system, created by the `system` app's migrations:
+//! `sen_jobs` (the queue, including its dead-letter state) and
+//! `sen_job_keys` (keys that may be enqueued once ever, for cron ticks and
+//! event deliveries).
+
+use async_trait::async_trait;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+
+use crate::migrate::Migration;
+
+/// Creates the job tables and their indexes (SQL both dialects accept).
+pub struct CreateJobTables;
+
+const STATEMENTS: &[&str] = &[
+    "CREATE TABLE sen_jobs (
+        id TEXT NOT NULL PRIMARY KEY,
+        queue TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        args TEXT NOT NULL,
+        state TEXT NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        run_at BIGINT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        timeout_ms BIGINT NOT NULL,
+        lease_until BIGINT,
+        lock_token TEXT,
+        errors TEXT NOT NULL DEFAULT '[]',
+        unique_key TEXT,
+        created_at BIGINT NOT NULL,
+        attempted_at BIGINT,
+        finished_at BIGINT
+    )",
+    // What workers claim: ready states of one queue by priority then age.
+    "CREATE INDEX sen_jobs_fetch ON sen_jobs (queue, priority, run_at, id)
+        WHERE state IN ('available', 'scheduled', 'retryable')",
+    // What the rescuer scans: running jobs by lease.
+    "CREATE INDEX sen_jobs_running ON sen_jobs (lease_until) WHERE state = 'running'",
+    // Admin listings by state.
+    "CREATE INDEX sen_jobs_state ON sen_jobs (state, queue, id)",
+    // Idempotent enqueue: one live job per key.
+    "CREATE UNIQUE INDEX sen_jobs_unique_live ON sen_jobs (unique_key)
+        WHERE unique_key IS NOT NULL AND state NOT IN ('completed', 'dead', 'cancelled')",
+    "CREATE TABLE sen_job_keys (
+        key TEXT NOT NULL PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    )",
+];
+
+#[async_trait]
+impl Migration for CreateJobTables {
+    fn name(&self) -> &'static str {
+        "0002_jobs"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        for sql in STATEMENTS {
+            tx.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+}

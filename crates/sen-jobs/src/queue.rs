@@ -1,0 +1,340 @@
+//! The queue's statements, both dialects side by side: claim a batch
+//! (PostgreSQL `FOR UPDATE SKIP LOCKED`; SQLite `UPDATE … RETURNING` in an
+//! immediate transaction), complete and fail fenced by the lock token,
+//! extend leases, rescue expired leases, retry and cancel.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use sen_core::jobs::db_now;
+use sen_core::{Backend, Db};
+
+/// Errors kept per job (the oldest are dropped).
+const MAX_ERRORS: usize = 25;
+
+/// A job a worker holds the lease of.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// Job id.
+    pub id: String,
+    /// Queue.
+    pub queue: String,
+    /// Kind.
+    pub kind: String,
+    /// JSON arguments.
+    pub args: String,
+    /// This attempt (counted at claim).
+    pub attempt: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// Time limit of this attempt.
+    pub timeout_ms: i64,
+    /// Errors of earlier attempts (JSON array).
+    pub errors: String,
+    /// The token fencing this claim.
+    pub lock_token: String,
+}
+
+const RETURNING: &str =
+    "id, queue, kind, args, attempt, max_attempts, timeout_ms, errors, lock_token";
+
+fn claimed(row: &QueryResult) -> Result<ClaimedJob, DbErr> {
+    Ok(ClaimedJob {
+        id: row.try_get("", "id")?,
+        queue: row.try_get("", "queue")?,
+        kind: row.try_get("", "kind")?,
+        args: row.try_get("", "args")?,
+        attempt: row.try_get("", "attempt")?,
+        max_attempts: row.try_get("", "max_attempts")?,
+        timeout_ms: row.try_get("", "timeout_ms")?,
+        errors: row.try_get("", "errors")?,
+        lock_token: row.try_get("", "lock_token")?,
+    })
+}
+
+fn us(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Claims up to `limit` ready jobs of `queue`, counting the attempt and
+/// taking a lease of `lease` (database clock).
+pub async fn claim(
+    db: &Db,
+    queue: &str,
+    limit: u32,
+    lease: Duration,
+) -> Result<Vec<ClaimedJob>, DbErr> {
+    let now = db_now(db.backend());
+    let token = uuid::Uuid::now_v7().to_string();
+    let ready = "state IN ('available', 'scheduled', 'retryable')";
+    match db.backend() {
+        Backend::Postgres => {
+            let sql = format!(
+                "WITH picked AS (
+                    SELECT id FROM sen_jobs
+                    WHERE queue = ? AND {ready} AND run_at <= {now}
+                    ORDER BY priority, run_at, id
+                    LIMIT ? FOR UPDATE SKIP LOCKED)
+                 UPDATE sen_jobs AS j SET state = 'running', attempt = j.attempt + 1,
+                    lease_until = {now} + ?, lock_token = ?, attempted_at = {now}
+                 FROM picked WHERE j.id = picked.id
+                 RETURNING j.id, j.queue, j.kind, j.args, j.attempt, j.max_attempts, j.timeout_ms, j.errors, j.lock_token"
+            );
+            let rows = db
+                .orm()
+                .query_all_raw(db.statement(
+                    &sql,
+                    [
+                        queue.into(),
+                        i64::from(limit).into(),
+                        us(lease).into(),
+                        token.into(),
+                    ],
+                ))
+                .await?;
+            rows.iter().map(claimed).collect()
+        }
+        Backend::Sqlite => {
+            let sql = format!(
+                "UPDATE sen_jobs SET state = 'running', attempt = attempt + 1,
+                    lease_until = {now} + ?, lock_token = ?, attempted_at = {now}
+                 WHERE id IN (SELECT id FROM sen_jobs
+                    WHERE queue = ? AND {ready} AND run_at <= {now}
+                    ORDER BY priority, run_at, id LIMIT ?)
+                 RETURNING {RETURNING}"
+            );
+            let tx = db.begin_write().await?;
+            let rows = tx
+                .query_all_raw(db.statement(
+                    &sql,
+                    [
+                        us(lease).into(),
+                        token.into(),
+                        queue.into(),
+                        i64::from(limit).into(),
+                    ],
+                ))
+                .await?;
+            tx.commit().await?;
+            rows.iter().map(claimed).collect()
+        }
+    }
+}
+
+/// Marks a claimed job completed; false when the claim is stale (the lease
+/// expired and someone else took the job, or it was cancelled).
+pub async fn complete(db: &Db, job: &ClaimedJob) -> Result<bool, DbErr> {
+    let now = db_now(db.backend());
+    let sql = format!(
+        "UPDATE sen_jobs SET state = 'completed', finished_at = {now}, lease_until = NULL, lock_token = NULL
+         WHERE id = ? AND lock_token = ? AND state = 'running'"
+    );
+    let done = db
+        .orm()
+        .execute_raw(db.statement(&sql, [job.id.clone().into(), job.lock_token.clone().into()]))
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Where a failed job went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// It will run again after the backoff.
+    Retrying,
+    /// Attempts exhausted (or the error was final): dead-letter queue.
+    Dead,
+    /// The claim was stale; nothing written.
+    Stale,
+}
+
+/// Appends `error` of attempt `attempt` to the JSON array `errors`.
+pub fn append_error(errors: &str, attempt: i32, error: &str) -> String {
+    let mut list: Vec<serde_json::Value> = serde_json::from_str(errors).unwrap_or_default();
+    list.push(serde_json::json!({
+        "attempt": attempt,
+        "at": sen_core::clock::now_iso(),
+        "error": error.chars().take(4000).collect::<String>(),
+    }));
+    if list.len() > MAX_ERRORS {
+        let extra = list.len() - MAX_ERRORS;
+        list.drain(..extra);
+    }
+    serde_json::Value::Array(list).to_string()
+}
+
+/// Records a failed attempt: retry after `backoff`, or dead when attempts
+/// are exhausted or `retry` is false. Fenced by the lock token.
+pub async fn fail(
+    db: &Db,
+    job: &ClaimedJob,
+    error: &str,
+    retry: bool,
+    backoff: Duration,
+) -> Result<FailOutcome, DbErr> {
+    let now = db_now(db.backend());
+    let dead = !retry || job.attempt >= job.max_attempts;
+    let errors = append_error(&job.errors, job.attempt, error);
+    let sql = if dead {
+        format!(
+            "UPDATE sen_jobs SET state = 'dead', errors = ?, finished_at = {now}, lease_until = NULL, lock_token = NULL
+             WHERE id = ? AND lock_token = ? AND state = 'running'"
+        )
+    } else {
+        format!(
+            "UPDATE sen_jobs SET state = 'retryable', errors = ?, run_at = {now} + ?, lease_until = NULL, lock_token = NULL
+             WHERE id = ? AND lock_token = ? AND state = 'running'"
+        )
+    };
+    let values: Vec<Value> = if dead {
+        vec![
+            errors.into(),
+            job.id.clone().into(),
+            job.lock_token.clone().into(),
+        ]
+    } else {
+        vec![
+            errors.into(),
+            us(backoff).into(),
+            job.id.clone().into(),
+            job.lock_token.clone().into(),
+        ]
+    };
+    let done = db.orm().execute_raw(db.statement(&sql, values)).await?;
+    Ok(match (done.rows_affected(), dead) {
+        (0, _) => FailOutcome::Stale,
+        (_, true) => FailOutcome::Dead,
+        (_, false) => FailOutcome::Retrying,
+    })
+}
+
+/// Extends the lease of every job still running under `token`.
+pub async fn extend_leases(db: &Db, token: &str, lease: Duration) -> Result<u64, DbErr> {
+    let now = db_now(db.backend());
+    let sql = format!(
+        "UPDATE sen_jobs SET lease_until = {now} + ? WHERE lock_token = ? AND state = 'running'"
+    );
+    Ok(db
+        .orm()
+        .execute_raw(db.statement(&sql, [us(lease).into(), token.into()]))
+        .await?
+        .rows_affected())
+}
+
+/// Gives up the jobs still running under `token` (at shutdown): they become
+/// available again and the attempt does not count.
+pub async fn release(db: &Db, token: &str) -> Result<u64, DbErr> {
+    let now = db_now(db.backend());
+    let sql = format!(
+        "UPDATE sen_jobs SET state = 'available', attempt = attempt - 1, run_at = {now}, lease_until = NULL, lock_token = NULL
+         WHERE lock_token = ? AND state = 'running'"
+    );
+    Ok(db
+        .orm()
+        .execute_raw(db.statement(&sql, [token.into()]))
+        .await?
+        .rows_affected())
+}
+
+/// Returns jobs whose lease expired (their worker died or hung) to the
+/// queue, or to `dead` when their attempts are exhausted. Returns how many.
+pub async fn rescue_expired(db: &Db, limit: u32) -> Result<u64, DbErr> {
+    let now = db_now(db.backend());
+    let sql = format!(
+        "SELECT {RETURNING} FROM sen_jobs WHERE state = 'running' AND lease_until < {now} ORDER BY lease_until LIMIT ?"
+    );
+    let rows = db
+        .orm()
+        .query_all_raw(db.statement(&sql, [i64::from(limit).into()]))
+        .await?;
+    let mut rescued = 0;
+    for row in &rows {
+        let job = claimed(row)?;
+        let error = "lease expired: the worker stopped heartbeating (crashed, killed or hung)";
+        if fail(db, &job, error, true, Duration::ZERO).await? != FailOutcome::Stale {
+            rescued += 1;
+        }
+    }
+    Ok(rescued)
+}
+
+/// Puts a finished or waiting job back in the queue with a fresh attempt
+/// budget (its error history is kept). False when it is running or unknown.
+pub async fn retry(db: &Db, id: &str) -> Result<bool, DbErr> {
+    let now = db_now(db.backend());
+    let sql = format!(
+        "UPDATE sen_jobs SET state = 'available', attempt = 0, run_at = {now}, finished_at = NULL
+         WHERE id = ? AND state IN ('dead', 'cancelled', 'completed', 'retryable', 'scheduled')"
+    );
+    Ok(db
+        .orm()
+        .execute_raw(db.statement(&sql, [id.into()]))
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+/// Cancels a job that has not finished; a running one's completion is then
+/// fenced out. False when it already finished or is unknown.
+pub async fn cancel(db: &Db, id: &str) -> Result<bool, DbErr> {
+    let now = db_now(db.backend());
+    let sql = format!(
+        "UPDATE sen_jobs SET state = 'cancelled', finished_at = {now}, lease_until = NULL, lock_token = NULL
+         WHERE id = ? AND state IN ('available', 'scheduled', 'retryable', 'running')"
+    );
+    Ok(db
+        .orm()
+        .execute_raw(db.statement(&sql, [id.into()]))
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+/// Counts of one queue by state, and the age of its oldest ready job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStats {
+    /// Queue name.
+    pub queue: String,
+    /// Jobs per state.
+    pub states: std::collections::BTreeMap<String, i64>,
+    /// Age in milliseconds of the oldest job ready to run.
+    pub oldest_ready_ms: Option<i64>,
+}
+
+/// Per-queue statistics.
+pub async fn stats(db: &Db) -> Result<Vec<QueueStats>, DbErr> {
+    let now = db_now(db.backend());
+    let rows = db
+        .orm()
+        .query_all_raw(db.statement(
+            "SELECT queue, state, COUNT(*) AS n FROM sen_jobs GROUP BY queue, state ORDER BY queue",
+            [],
+        ))
+        .await?;
+    let mut out: Vec<QueueStats> = Vec::new();
+    for row in &rows {
+        let queue: String = row.try_get("", "queue")?;
+        let st: String = row.try_get("", "state")?;
+        let n: i64 = row.try_get("", "n")?;
+        if out.last().is_none_or(|q| q.queue != queue) {
+            out.push(QueueStats {
+                queue: queue.clone(),
+                ..Default::default()
+            });
+        }
+        if let Some(q) = out.last_mut() {
+            q.states.insert(st, n);
+        }
+    }
+    let sql = format!(
+        "SELECT queue, ({now} - MIN(run_at)) / 1000 AS age FROM sen_jobs
+         WHERE state IN ('available', 'retryable', 'scheduled') AND run_at <= {now} GROUP BY queue"
+    );
+    for row in db.orm().query_all_raw(db.statement(&sql, [])).await? {
+        let queue: String = row.try_get("", "queue")?;
+        let age: i64 = row.try_get("", "age")?;
+        if let Some(q) = out.iter_mut().find(|q| q.queue == queue) {
+            q.oldest_ready_ms = Some(age);
+        }
+    }
+    Ok(out)
+}

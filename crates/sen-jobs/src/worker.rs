@@ -1,0 +1,412 @@
+//! The worker runtime: per queue, claim batches up to the free concurrency,
+//! run each job in its own task (so a panic is an error, not a crash) under
+//! its time limit, then complete or fail it, fenced by the lock token. A
+//! heartbeat extends the leases of running jobs; a rescuer returns jobs
+//! whose lease expired. Wake-ups come from local enqueues, PostgreSQL
+//! NOTIFY, or a poll interval.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rand::Rng as _;
+use sen_core::jobs::{JobContext, JobHandler};
+use sen_core::{AppContext, Backend};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::queue::{self, ClaimedJob, FailOutcome};
+
+/// How the worker role runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Queues with their concurrency.
+    pub queues: Vec<(String, usize)>,
+    /// Lease taken at claim and renewed by the heartbeat.
+    pub lease: Duration,
+    /// Longest wait between claims when no wake-up arrives.
+    pub poll: Duration,
+    /// Most jobs claimed in one statement.
+    pub batch: u32,
+    /// How long running jobs get to finish at shutdown before release.
+    pub grace: Duration,
+}
+
+impl WorkerConfig {
+    /// The configuration from `ctx`'s config.
+    pub fn from_context(ctx: &AppContext) -> Self {
+        let c = ctx.config();
+        Self {
+            queues: c.worker_queues.clone(),
+            lease: Duration::from_millis(c.job_lease_ms),
+            poll: Duration::from_millis(c.job_poll_ms),
+            batch: 64,
+            grace: c.shutdown_grace(),
+        }
+    }
+}
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Two apps declare the same job kind.
+    #[error("job kind `{0}` is declared twice")]
+    DuplicateKind(String),
+}
+
+/// The kinds this process can run.
+pub fn handlers(ctx: &AppContext) -> Result<HashMap<&'static str, JobHandler>, WorkerError> {
+    let mut map = HashMap::new();
+    for app in ctx.apps().iter() {
+        for h in app.jobs() {
+            if map.insert(h.kind(), h.clone()).is_some() {
+                return Err(WorkerError::DuplicateKind(h.kind().to_string()));
+            }
+        }
+    }
+    Ok(map)
+}
+
+struct Shared {
+    ctx: AppContext,
+    handlers: HashMap<&'static str, JobHandler>,
+    config: WorkerConfig,
+    /// Lock tokens with running jobs, and how many run under each.
+    tokens: Mutex<HashMap<String, usize>>,
+    wake: Arc<Notify>,
+}
+
+/// A running worker role; `stop` shuts it down gracefully.
+pub struct RunningWorker {
+    /// Tells the queue loops to stop claiming.
+    stop_claiming: watch::Sender<bool>,
+    /// Tells the heartbeat, rescuer and listeners to stop, once the queue
+    /// loops have drained (leases stay alive while jobs finish).
+    stop_background: watch::Sender<bool>,
+    queues: JoinSet<()>,
+    background: JoinSet<()>,
+}
+
+/// Starts the worker role for `ctx` (jobs of every registered app).
+pub fn start(ctx: AppContext, config: WorkerConfig) -> Result<RunningWorker, WorkerError> {
+    let handlers = handlers(&ctx)?;
+    let wake = Arc::new(Notify::new());
+    let shared = Arc::new(Shared {
+        ctx: ctx.clone(),
+        handlers,
+        config: config.clone(),
+        tokens: Mutex::default(),
+        wake,
+    });
+    let (stop_claiming, claiming_stopped) = watch::channel(false);
+    let (stop_background, stopped) = watch::channel(false);
+    let mut queues = JoinSet::new();
+    for (queue, concurrency) in &config.queues {
+        queues.spawn(run_queue(
+            shared.clone(),
+            queue.clone(),
+            (*concurrency).max(1),
+            claiming_stopped.clone(),
+        ));
+    }
+    let mut background = JoinSet::new();
+    background.spawn(heartbeat(shared.clone(), stopped.clone()));
+    background.spawn(rescuer(shared.clone(), stopped.clone()));
+    background.spawn(forward_local_wakeups(shared.clone(), stopped.clone()));
+    if ctx.db().backend() == Backend::Postgres {
+        background.spawn(listen(shared.clone(), stopped.clone()));
+    }
+    tracing::info!(queues = ?config.queues, kinds = shared.handlers.len(), "worker role started");
+    Ok(RunningWorker {
+        stop_claiming,
+        stop_background,
+        queues,
+        background,
+    })
+}
+
+impl RunningWorker {
+    /// Stops claiming, lets running jobs finish within the grace period,
+    /// releases the rest, and returns.
+    pub async fn stop(mut self) {
+        let _ = self.stop_claiming.send(true);
+        while self.queues.join_next().await.is_some() {}
+        let _ = self.stop_background.send(true);
+        while self.background.join_next().await.is_some() {}
+    }
+}
+
+async fn forward_local_wakeups(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = shared.ctx.jobs().wake_signal().notified() => shared.wake.notify_waiters(),
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+async fn listen(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let sen_core::db::Pool::Postgres(pool) = shared.ctx.db().pool() else {
+        return;
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+            listener.listen("sen_jobs").await?;
+            loop {
+                listener.recv().await?;
+                shared.wake.notify_waiters();
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        tokio::select! {
+            r = attempt => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "job LISTEN connection lost; polling until it is back");
+                }
+            }
+            _ = stopped.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stopped.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn run_queue(
+    shared: Arc<Shared>,
+    queue: String,
+    concurrency: usize,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let mut running = JoinSet::new();
+    let mut db_backoff = Duration::from_millis(50);
+    while !*stopped.borrow() {
+        while running.try_join_next().is_some() {}
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = running.join_next() => {}
+                _ = stopped.changed() => break,
+            }
+            continue;
+        }
+        let limit = u32::try_from(free)
+            .unwrap_or(u32::MAX)
+            .min(shared.config.batch);
+        let notified = shared.wake.notified();
+        match queue::claim(shared.ctx.db(), &queue, limit, shared.config.lease).await {
+            Ok(jobs) if jobs.is_empty() => {
+                db_backoff = Duration::from_millis(50);
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(shared.config.poll) => {}
+                    _ = stopped.changed() => break,
+                }
+            }
+            Ok(jobs) => {
+                db_backoff = Duration::from_millis(50);
+                metrics::counter!("jobs_claimed_total", "queue" => queue.clone())
+                    .increment(jobs.len() as u64);
+                if let Some(first) = jobs.first() {
+                    *shared
+                        .tokens
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .entry(first.lock_token.clone())
+                        .or_default() += jobs.len();
+                }
+                for job in jobs {
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let shared = shared.clone();
+                    running.spawn(async move {
+                        execute(&shared, job).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(queue = %queue, error = %e, "claiming jobs failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(db_backoff) => {}
+                    _ = stopped.changed() => break,
+                }
+                db_backoff = (db_backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    // Shutdown: let running jobs finish within the grace period, then
+    // release what is left so another worker picks it up at once.
+    let deadline = tokio::time::sleep(shared.config.grace);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = running.join_next() => if next.is_none() { break },
+            _ = &mut deadline => {
+                running.abort_all();
+                let tokens: Vec<String> = shared.tokens.lock().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
+                for token in tokens {
+                    match queue::release(shared.ctx.db(), &token).await {
+                        Ok(n) if n > 0 => tracing::warn!(released = n, "released jobs still running at shutdown"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "could not release jobs at shutdown; the rescuer will"),
+                    }
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// Runs one claimed job to its recorded outcome.
+async fn execute(shared: &Shared, job: ClaimedJob) {
+    let started = Instant::now();
+    let db = shared.ctx.db();
+    let Some(handler) = shared.handlers.get(job.kind.as_str()) else {
+        let msg = format!("no handler for job kind `{}` in this worker", job.kind);
+        record_failure(shared, &job, &msg, true, Duration::from_secs(30)).await;
+        return;
+    };
+    let jctx = JobContext {
+        app: shared.ctx.clone(),
+        id: job.id.clone(),
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+        kind: job.kind.clone(),
+    };
+    let timeout = Duration::from_millis(u64::try_from(job.timeout_ms).unwrap_or(0));
+    let run = handler.run(jctx, &job.args);
+    // Its own task: a panic becomes a JoinError here, never a dead worker.
+    let outcome = tokio::spawn(tokio::time::timeout(timeout, run)).await;
+    let kind = job.kind.clone();
+    let backoff = handler
+        .options()
+        .backoff
+        .delay(job.attempt, rand::rng().random::<f64>());
+    match outcome {
+        Ok(Ok(Ok(()))) => match queue::complete(db, &job).await {
+            Ok(true) => {
+                metrics::counter!("jobs_completed_total", "kind" => kind.clone()).increment(1)
+            }
+            Ok(false) => {
+                tracing::warn!(job = %job.id, "completion rejected: the lease was lost or the job cancelled")
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "could not record completion; the rescuer will rerun it")
+            }
+        },
+        Ok(Ok(Err(e))) => {
+            record_failure(shared, &job, e.message(), e.is_retryable(), backoff).await
+        }
+        Ok(Err(_)) => {
+            record_failure(
+                shared,
+                &job,
+                &format!("timed out after {} ms", job.timeout_ms),
+                true,
+                backoff,
+            )
+            .await
+        }
+        Err(join) => {
+            let msg = match join.try_into_panic() {
+                Ok(payload) => format!(
+                    "panicked: {}",
+                    payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_default()
+                ),
+                Err(_) => "cancelled".to_string(),
+            };
+            record_failure(shared, &job, &msg, true, backoff).await;
+        }
+    }
+    metrics::histogram!("job_run_duration_seconds", "kind" => kind)
+        .record(started.elapsed().as_secs_f64());
+    let mut tokens = shared.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(n) = tokens.get_mut(&job.lock_token) {
+        *n -= 1;
+        if *n == 0 {
+            tokens.remove(&job.lock_token);
+        }
+    }
+}
+
+async fn record_failure(
+    shared: &Shared,
+    job: &ClaimedJob,
+    error: &str,
+    retry: bool,
+    backoff: Duration,
+) {
+    match queue::fail(shared.ctx.db(), job, error, retry, backoff).await {
+        Ok(FailOutcome::Dead) => {
+            metrics::counter!("jobs_dead_total", "kind" => job.kind.clone()).increment(1);
+            tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempt, error, "job is dead");
+        }
+        Ok(FailOutcome::Retrying) => {
+            metrics::counter!("jobs_failed_total", "kind" => job.kind.clone()).increment(1);
+            tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempt, error, "job failed; will retry");
+        }
+        Ok(FailOutcome::Stale) => {
+            tracing::warn!(job = %job.id, "failure not recorded: the lease was lost")
+        }
+        Err(e) => {
+            tracing::warn!(job = %job.id, error = %e, "could not record failure; the rescuer will rerun it")
+        }
+    }
+}
+
+async fn heartbeat(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let every = shared.config.lease / 3;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => return,
+        }
+        let tokens: Vec<String> = shared
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        for token in tokens {
+            if let Err(e) = queue::extend_leases(shared.ctx.db(), &token, shared.config.lease).await
+            {
+                tracing::warn!(error = %e, "could not extend job leases");
+            }
+        }
+    }
+}
+
+async fn rescuer(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        let jitter = rand::rng().random_range(0.5..1.0);
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.lease.mul_f64(jitter / 2.0)) => {}
+            _ = stopped.changed() => return,
+        }
+        match queue::rescue_expired(shared.ctx.db(), 100).await {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::counter!("jobs_rescued_total").increment(n);
+                tracing::warn!(
+                    rescued = n,
+                    "returned jobs with expired leases to the queue"
+                );
+                shared.wake.notify_waiters();
+            }
+            Err(e) => tracing::warn!(error = %e, "rescuing expired jobs failed"),
+        }
+    }
+}

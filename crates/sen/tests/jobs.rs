@@ -1,0 +1,577 @@
+//! The job queue on both backends: enqueue inside the caller's
+//! transaction, unique and once keys, delays, claims that count attempts,
+//! fenced completion, lease rescue, the dead-letter state, and the worker
+//! runtime running real handlers (success, retry, panic, timeout).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use sea_orm::ConnectionTrait;
+use sen_core::jobs::{Backoff, Job, JobContext, JobError, JobHandler, JobOptions, NewJob};
+use sen_core::migrate::{Migration, SchemaMigration};
+use sen_core::{App, Apps, Backend};
+use sen_jobs::queue::{self, FailOutcome};
+use sen_testkit::TestApp;
+use serde::{Deserialize, Serialize};
+
+/// Writes one effect row per job id (idempotent: a rerun changes nothing).
+#[derive(Serialize, Deserialize)]
+struct Record {
+    tag: String,
+}
+
+impl Job for Record {
+    const KIND: &'static str = "test.record";
+    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
+        let db = ctx.app.db();
+        db.orm()
+            .execute_raw(db.statement(
+                "INSERT INTO test_effects (job_id, tag, attempt) VALUES (?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+                [ctx.id.clone().into(), self.tag.into(), ctx.attempt.into()],
+            ))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Fails on its first attempt, succeeds after.
+#[derive(Serialize, Deserialize)]
+struct Flaky;
+
+impl Job for Flaky {
+    const KIND: &'static str = "test.flaky";
+    fn options() -> JobOptions {
+        JobOptions {
+            backoff: Backoff::Fixed(Duration::from_millis(10)),
+            ..JobOptions::default()
+        }
+    }
+    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
+        if ctx.attempt == 1 {
+            return Err(JobError::retry("first attempt always fails"));
+        }
+        Record {
+            tag: "flaky".into(),
+        }
+        .run(ctx)
+        .await
+    }
+}
+
+/// Panics every time.
+#[derive(Serialize, Deserialize)]
+struct Explodes;
+
+impl Job for Explodes {
+    const KIND: &'static str = "test.explodes";
+    fn options() -> JobOptions {
+        JobOptions {
+            max_attempts: 3,
+            backoff: Backoff::Fixed(Duration::from_millis(10)),
+            ..JobOptions::default()
+        }
+    }
+    async fn run(self, _ctx: JobContext) -> Result<(), JobError> {
+        panic!("handler exploded")
+    }
+}
+
+/// Sleeps past its time limit.
+#[derive(Serialize, Deserialize)]
+struct Sleeper;
+
+impl Job for Sleeper {
+    const KIND: &'static str = "test.sleeper";
+    fn options() -> JobOptions {
+        JobOptions {
+            max_attempts: 2,
+            timeout: Duration::from_millis(100),
+            backoff: Backoff::Fixed(Duration::from_millis(10)),
+            ..JobOptions::default()
+        }
+    }
+    async fn run(self, _ctx: JobContext) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok(())
+    }
+}
+
+struct TestJobs;
+
+impl App for TestJobs {
+    fn name(&self) -> &'static str {
+        "testjobs"
+    }
+    fn title(&self) -> &'static str {
+        "Test jobs"
+    }
+    fn description(&self) -> &'static str {
+        "Jobs the tests run"
+    }
+    fn migrations(&self) -> Vec<Box<dyn Migration>> {
+        use sea_orm::sea_query::{Alias, ColumnDef, Table};
+        let effects = Table::create()
+            .table(Alias::new("test_effects"))
+            .col(
+                ColumnDef::new(Alias::new("job_id"))
+                    .string()
+                    .not_null()
+                    .primary_key(),
+            )
+            .col(ColumnDef::new(Alias::new("tag")).string().not_null())
+            .col(ColumnDef::new(Alias::new("attempt")).integer().not_null())
+            .to_owned();
+        vec![Box::new(
+            SchemaMigration::new("0001_effects").statement(effects),
+        )]
+    }
+    fn jobs(&self) -> Vec<JobHandler> {
+        vec![
+            JobHandler::of::<Record>(),
+            JobHandler::of::<Flaky>(),
+            JobHandler::of::<Explodes>(),
+            JobHandler::of::<Sleeper>(),
+        ]
+    }
+}
+
+fn apps() -> Apps {
+    Apps::new()
+        .register(sen_core::system::SystemApp)
+        .unwrap()
+        .register(TestJobs)
+        .unwrap()
+}
+
+async fn spawn(backend: Backend) -> TestApp {
+    TestApp::builder(backend).apps(apps()).spawn().await
+}
+
+async fn spawn_with_workers(backend: Backend) -> TestApp {
+    TestApp::builder(backend)
+        .apps(apps())
+        .config(|c| {
+            c.job_poll_ms = 50;
+            c.job_lease_ms = 2_000;
+        })
+        .workers()
+        .spawn()
+        .await
+}
+
+async fn job_state(app: &TestApp, id: &str) -> (String, i32, String) {
+    let db = app.ctx.db();
+    let row = db
+        .orm()
+        .query_one_raw(db.statement(
+            "SELECT state, attempt, errors FROM sen_jobs WHERE id = ?",
+            [id.into()],
+        ))
+        .await
+        .unwrap()
+        .expect("job row");
+    (
+        row.try_get("", "state").unwrap(),
+        row.try_get("", "attempt").unwrap(),
+        row.try_get("", "errors").unwrap(),
+    )
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let db = app.ctx.db();
+    let row = db
+        .orm()
+        .query_one_raw(db.statement(sql, []))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+async fn wait_state(app: &TestApp, id: &str, want: &str) -> (String, i32, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = job_state(app, id).await;
+        if s.0 == want {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} stuck in {s:?}, wanted {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn enqueue(app: &TestApp, job: NewJob) -> String {
+    app.ctx
+        .jobs()
+        .enqueue(app.ctx.db().orm(), job)
+        .await
+        .unwrap()
+        .id
+}
+
+async fn enqueue_commits_and_rolls_back_with_the_caller(app: TestApp) {
+    let jobs = app.ctx.jobs();
+    let tx = app.ctx.db().begin_write().await.unwrap();
+    let rolled = jobs
+        .enqueue(&tx, NewJob::of(&Record { tag: "x".into() }).unwrap())
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let tx = app.ctx.db().begin_write().await.unwrap();
+    let kept = jobs
+        .enqueue(&tx, NewJob::of(&Record { tag: "y".into() }).unwrap())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let db = app.ctx.db();
+    let gone = db
+        .orm()
+        .query_one_raw(db.statement("SELECT id FROM sen_jobs WHERE id = ?", [rolled.id.into()]))
+        .await
+        .unwrap();
+    assert!(gone.is_none(), "a rolled-back enqueue leaves no job");
+    assert_eq!(job_state(&app, &kept.id).await.0, "available");
+}
+
+async fn unique_keys_dedupe_live_jobs_and_once_keys_forever(app: TestApp) {
+    let a = app
+        .ctx
+        .jobs()
+        .enqueue(
+            app.ctx.db().orm(),
+            NewJob::of(&Record { tag: "u".into() })
+                .unwrap()
+                .unique("k1"),
+        )
+        .await
+        .unwrap();
+    let b = app
+        .ctx
+        .jobs()
+        .enqueue(
+            app.ctx.db().orm(),
+            NewJob::of(&Record { tag: "u".into() })
+                .unwrap()
+                .unique("k1"),
+        )
+        .await
+        .unwrap();
+    assert!(!a.duplicate && b.duplicate);
+    assert_eq!(a.id, b.id);
+    // Once the job finished, the unique key is free again.
+    let claimed = queue::claim(app.ctx.db(), "default", 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(queue::complete(app.ctx.db(), &claimed[0]).await.unwrap());
+    let c = app
+        .ctx
+        .jobs()
+        .enqueue(
+            app.ctx.db().orm(),
+            NewJob::of(&Record { tag: "u".into() })
+                .unwrap()
+                .unique("k1"),
+        )
+        .await
+        .unwrap();
+    assert!(!c.duplicate && c.id != a.id);
+    // A once key never enqueues twice, finished or not.
+    let o1 = app
+        .ctx
+        .jobs()
+        .enqueue(
+            app.ctx.db().orm(),
+            NewJob::of(&Record { tag: "o".into() })
+                .unwrap()
+                .once("cron:t:1"),
+        )
+        .await
+        .unwrap();
+    let o2 = app
+        .ctx
+        .jobs()
+        .enqueue(
+            app.ctx.db().orm(),
+            NewJob::of(&Record { tag: "o".into() })
+                .unwrap()
+                .once("cron:t:1"),
+        )
+        .await
+        .unwrap();
+    assert!(!o1.duplicate && o2.duplicate && o1.id == o2.id);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM sen_jobs WHERE args LIKE '%\"o\"%'"
+        )
+        .await,
+        1
+    );
+}
+
+async fn delayed_jobs_wait_for_their_time(app: TestApp) {
+    let id = enqueue(
+        &app,
+        NewJob::of(&Record {
+            tag: "later".into(),
+        })
+        .unwrap()
+        .delay(Duration::from_millis(400)),
+    )
+    .await;
+    assert_eq!(job_state(&app, &id).await.0, "scheduled");
+    assert!(
+        queue::claim(app.ctx.db(), "default", 10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let claimed = queue::claim(app.ctx.db(), "default", 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempt, 1, "the attempt counts at claim");
+}
+
+async fn stale_completion_is_fenced_out(app: TestApp) {
+    let id = enqueue(&app, NewJob::of(&Record { tag: "f".into() }).unwrap()).await;
+    let first = queue::claim(app.ctx.db(), "default", 1, Duration::from_millis(1))
+        .await
+        .unwrap()
+        .remove(0);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        queue::rescue_expired(app.ctx.db(), 10).await.unwrap(),
+        1,
+        "expired lease rescued"
+    );
+    let (state, attempt, errors) = job_state(&app, &id).await;
+    assert_eq!((state.as_str(), attempt), ("retryable", 1));
+    assert!(errors.contains("lease expired"), "{errors}");
+    let second = queue::claim(app.ctx.db(), "default", 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(second.attempt, 2);
+    assert!(
+        !queue::complete(app.ctx.db(), &first).await.unwrap(),
+        "zombie completion rejected"
+    );
+    assert_eq!(
+        queue::fail(app.ctx.db(), &first, "late", true, Duration::ZERO)
+            .await
+            .unwrap(),
+        FailOutcome::Stale
+    );
+    assert!(queue::complete(app.ctx.db(), &second).await.unwrap());
+    assert_eq!(job_state(&app, &id).await.0, "completed");
+}
+
+async fn back_dated_running_rows_are_rescued_or_dead(app: TestApp) {
+    let db = app.ctx.db();
+    for (id, attempt, max) in [("r-retry", 1, 5), ("r-dead", 5, 5)] {
+        db.orm()
+            .execute_raw(db.statement(
+                "INSERT INTO sen_jobs (id, queue, kind, args, state, run_at, attempt, max_attempts, timeout_ms, lease_until, lock_token, created_at)
+                 VALUES (?, 'default', 'test.record', '{\"tag\":\"r\"}', 'running', 0, ?, ?, 1000, 1, 'old-token', 0)",
+                [id.into(), attempt.into(), max.into()],
+            ))
+            .await
+            .unwrap();
+    }
+    assert_eq!(queue::rescue_expired(db, 10).await.unwrap(), 2);
+    assert_eq!(job_state(&app, "r-retry").await.0, "retryable");
+    let (state, _, errors) = job_state(&app, "r-dead").await;
+    assert_eq!(state, "dead", "attempts exhausted: dead-letter queue");
+    assert!(errors.contains("lease expired"));
+}
+
+async fn exhausted_attempts_end_dead_with_every_error(app: TestApp) {
+    let id = enqueue(
+        &app,
+        NewJob::of(&Record { tag: "d".into() })
+            .unwrap()
+            .max_attempts(2),
+    )
+    .await;
+    for attempt in 1..=2 {
+        let job = queue::claim(app.ctx.db(), "default", 1, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(job.attempt, attempt);
+        let outcome = queue::fail(
+            app.ctx.db(),
+            &job,
+            &format!("boom {attempt}"),
+            true,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            outcome,
+            if attempt == 1 {
+                FailOutcome::Retrying
+            } else {
+                FailOutcome::Dead
+            }
+        );
+    }
+    let (state, attempt, errors) = job_state(&app, &id).await;
+    assert_eq!((state.as_str(), attempt), ("dead", 2));
+    let errors: Vec<serde_json::Value> = serde_json::from_str(&errors).unwrap();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[1]["error"], "boom 2");
+    // Replay from the dead-letter queue.
+    assert!(queue::retry(app.ctx.db(), &id).await.unwrap());
+    let job = queue::claim(app.ctx.db(), "default", 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(job.attempt, 1, "a retried job gets a fresh budget");
+    assert!(queue::cancel(app.ctx.db(), &id).await.unwrap());
+    assert!(
+        !queue::complete(app.ctx.db(), &job).await.unwrap(),
+        "a cancelled job's completion is fenced out"
+    );
+    assert_eq!(job_state(&app, &id).await.0, "cancelled");
+}
+
+async fn workers_run_handlers_to_their_outcomes(app: TestApp) {
+    let ok = enqueue(&app, NewJob::of(&Record { tag: "ok".into() }).unwrap()).await;
+    let flaky = enqueue(&app, NewJob::of(&Flaky).unwrap()).await;
+    let boom = enqueue(&app, NewJob::of(&Explodes).unwrap()).await;
+    let slow = enqueue(&app, NewJob::of(&Sleeper).unwrap()).await;
+    let unknown = enqueue(
+        &app,
+        NewJob::raw("test.nobody", &serde_json::json!({})).max_attempts(1),
+    )
+    .await;
+    let bad_args = enqueue(
+        &app,
+        NewJob::raw("test.record", &serde_json::json!({"nope": 1})),
+    )
+    .await;
+    wait_state(&app, &ok, "completed").await;
+    let (_, attempt, _) = wait_state(&app, &flaky, "completed").await;
+    assert_eq!(attempt, 2);
+    let (_, attempt, errors) = wait_state(&app, &boom, "dead").await;
+    assert_eq!(
+        attempt, 3,
+        "a panicking handler ends dead after max attempts"
+    );
+    assert!(errors.contains("panicked: handler exploded"), "{errors}");
+    let (_, _, errors) = wait_state(&app, &slow, "dead").await;
+    assert!(errors.contains("timed out after 100 ms"), "{errors}");
+    let (_, _, errors) = wait_state(&app, &unknown, "dead").await;
+    assert!(
+        errors.contains("no handler for job kind `test.nobody`"),
+        "{errors}"
+    );
+    let (_, attempt, errors) = wait_state(&app, &bad_args, "dead").await;
+    assert_eq!(attempt, 1, "arguments that cannot decode are not retried");
+    assert!(errors.contains("arguments do not decode"), "{errors}");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM test_effects WHERE tag IN ('ok', 'flaky')"
+        )
+        .await,
+        2
+    );
+    // Other jobs keep flowing after all that.
+    let after = enqueue(
+        &app,
+        NewJob::of(&Record {
+            tag: "after".into(),
+        })
+        .unwrap(),
+    )
+    .await;
+    wait_state(&app, &after, "completed").await;
+}
+
+async fn batch_enqueue_drains_completely(app: TestApp) {
+    let jobs: Vec<NewJob> = (0..600)
+        .map(|i| {
+            NewJob::of(&Record {
+                tag: format!("b{i}"),
+            })
+            .unwrap()
+        })
+        .collect();
+    let tx = app.ctx.db().begin_write().await.unwrap();
+    let out = app.ctx.jobs().enqueue_many(&tx, jobs).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(out.len(), 600);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(
+        &app,
+        "SELECT COUNT(*) FROM sen_jobs WHERE state = 'completed'",
+    )
+    .await
+        < 600
+    {
+        assert!(Instant::now() < deadline, "batch never drained");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM test_effects").await,
+        600,
+        "each job's effect exactly once"
+    );
+    let stats = queue::stats(app.ctx.db()).await.unwrap();
+    assert_eq!(stats[0].states.get("completed"), Some(&600));
+}
+
+#[tokio::test]
+async fn duplicate_job_kinds_fail_at_start() {
+    struct Twice;
+    impl App for Twice {
+        fn name(&self) -> &'static str {
+            "twice"
+        }
+        fn title(&self) -> &'static str {
+            "t"
+        }
+        fn description(&self) -> &'static str {
+            "d"
+        }
+        fn jobs(&self) -> Vec<JobHandler> {
+            vec![JobHandler::of::<Record>()]
+        }
+    }
+    let app = TestApp::builder(Backend::Sqlite)
+        .apps(apps().register(Twice).unwrap())
+        .spawn()
+        .await;
+    let err = sen_jobs::start(
+        app.ctx.clone(),
+        sen_jobs::WorkerConfig::from_context(&app.ctx),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("test.record"), "{err}");
+}
+
+sen_testkit::both_backends!(spawn;
+    enqueue_commits_and_rolls_back_with_the_caller,
+    unique_keys_dedupe_live_jobs_and_once_keys_forever,
+    delayed_jobs_wait_for_their_time,
+    stale_completion_is_fenced_out,
+    back_dated_running_rows_are_rescued_or_dead,
+    exhausted_attempts_end_dead_with_every_error,
+);
+
+mod with_workers {
+    use super::*;
+    sen_testkit::both_backends!(spawn_with_workers; workers_run_handlers_to_their_outcomes, batch_enqueue_drains_completely);
+}
