@@ -97,6 +97,20 @@ impl Job for Sleeper {
     }
 }
 
+/// Sleeps `ms`, then records its effect.
+#[derive(Serialize, Deserialize)]
+struct Nap {
+    ms: u64,
+}
+
+impl Job for Nap {
+    const KIND: &'static str = "test.nap";
+    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(self.ms)).await;
+        Record { tag: "nap".into() }.run(ctx).await
+    }
+}
+
 struct TestJobs;
 
 impl App for TestJobs {
@@ -132,6 +146,7 @@ impl App for TestJobs {
             JobHandler::of::<Flaky>(),
             JobHandler::of::<Explodes>(),
             JobHandler::of::<Sleeper>(),
+            JobHandler::of::<Nap>(),
         ]
     }
 }
@@ -531,6 +546,46 @@ async fn batch_enqueue_drains_completely(app: TestApp) {
     assert_eq!(stats[0].states.get("completed"), Some(&600));
 }
 
+async fn shutdown_lets_running_jobs_finish_within_grace(mut app: TestApp) {
+    let id = enqueue(&app, NewJob::of(&Nap { ms: 300 }).unwrap()).await;
+    wait_state(&app, &id, "running").await;
+    app.stop().await.unwrap();
+    assert_eq!(
+        job_state(&app, &id).await.0,
+        "completed",
+        "finished during the grace period"
+    );
+}
+
+async fn shutdown_releases_jobs_that_outlast_grace(mut app: TestApp) {
+    let id = enqueue(&app, NewJob::of(&Nap { ms: 20_000 }).unwrap()).await;
+    wait_state(&app, &id, "running").await;
+    let started = Instant::now();
+    app.stop().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stop is bounded by the grace period"
+    );
+    let (state, attempt, _) = job_state(&app, &id).await;
+    assert_eq!(
+        (state.as_str(), attempt),
+        ("available", 0),
+        "released for another worker; the attempt does not count"
+    );
+}
+
+async fn spawn_with_short_grace(backend: Backend) -> TestApp {
+    TestApp::builder(backend)
+        .apps(apps())
+        .config(|c| {
+            c.job_poll_ms = 50;
+            c.shutdown_grace_ms = 500;
+        })
+        .workers()
+        .spawn()
+        .await
+}
+
 #[tokio::test]
 async fn duplicate_job_kinds_fail_at_start() {
     struct Twice;
@@ -574,4 +629,12 @@ sen_testkit::both_backends!(spawn;
 mod with_workers {
     use super::*;
     sen_testkit::both_backends!(spawn_with_workers; workers_run_handlers_to_their_outcomes, batch_enqueue_drains_completely);
+}
+
+mod graceful {
+    use super::*;
+    sen_testkit::both_backends!(spawn_with_short_grace;
+        shutdown_lets_running_jobs_finish_within_grace,
+        shutdown_releases_jobs_that_outlast_grace,
+    );
 }
