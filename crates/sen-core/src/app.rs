@@ -36,6 +36,10 @@ pub trait App: Send + Sync + 'static {
     fn jobs(&self) -> Vec<crate::jobs::JobHandler> {
         Vec::new()
     }
+    /// The app's cron schedules (run by `sen worker --schedule`).
+    fn schedules(&self) -> Vec<crate::jobs::Schedule> {
+        Vec::new()
+    }
 }
 
 /// Why an app could not be registered.

@@ -8,6 +8,7 @@
 //! at claim, so a job that crashes its worker still reaches `dead`.
 
 pub mod queue;
+pub mod scheduler;
 pub mod worker;
 
 pub use worker::{RunningWorker, WorkerConfig, start};

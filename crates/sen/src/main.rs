@@ -114,7 +114,7 @@ async fn dev(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs every role of `ctx` until SIGTERM/SIGINT, then stops them in order:
-/// web first (in-flight requests finish), then workers (running jobs finish
+/// web first (in-flight requests finish), then the scheduler, then workers (running jobs finish
 /// or are released), then the instance leaves and the database closes.
 async fn run_roles(
     ctx: AppContext,
@@ -128,7 +128,15 @@ async fn run_roles(
     } else {
         None
     };
+    let scheduler = if ctx.roles().contains(&Role::Scheduler) {
+        Some(sen_jobs::scheduler::start(ctx.clone())?)
+    } else {
+        None
+    };
     let served = sen_http::instance::run(ctx.clone(), listener, sen_http::shutdown_signal()).await;
+    if let Some(scheduler) = scheduler {
+        scheduler.stop().await;
+    }
     if let Some(worker) = worker {
         worker.stop().await;
     }

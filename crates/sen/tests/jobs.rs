@@ -8,7 +8,9 @@
 use std::time::{Duration, Instant};
 
 use sea_orm::ConnectionTrait;
-use sen_core::jobs::{Backoff, Job, JobContext, JobError, JobHandler, JobOptions, NewJob};
+use sen_core::jobs::{
+    Backoff, Job, JobContext, JobError, JobHandler, JobOptions, NewJob, Schedule,
+};
 use sen_core::migrate::{Migration, SchemaMigration};
 use sen_core::{App, Apps, Backend};
 use sen_jobs::queue::{self, FailOutcome};
@@ -138,6 +140,13 @@ impl App for TestJobs {
             .to_owned();
         vec![Box::new(
             SchemaMigration::new("0001_effects").statement(effects),
+        )]
+    }
+    fn schedules(&self) -> Vec<Schedule> {
+        vec![Schedule::new(
+            "test.every-second",
+            "* * * * * *",
+            NewJob::of(&Record { tag: "tick".into() }).unwrap(),
         )]
     }
     fn jobs(&self) -> Vec<JobHandler> {
@@ -586,6 +595,94 @@ async fn spawn_with_short_grace(backend: Backend) -> TestApp {
         .await
 }
 
+async fn two_schedulers_fire_each_tick_exactly_once(app: TestApp) {
+    let a = sen_jobs::scheduler::start(app.ctx.clone()).unwrap();
+    let b = sen_jobs::scheduler::start(app.ctx.clone()).unwrap();
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    a.stop().await;
+    b.stop().await;
+    let db = app.ctx.db();
+    let rows = db
+        .orm()
+        .query_all_raw(db.statement(
+            "SELECT key FROM sen_job_keys WHERE key LIKE 'cron:test.every-second:%' ORDER BY key",
+            [],
+        ))
+        .await
+        .unwrap();
+    let ticks: Vec<i64> = rows
+        .iter()
+        .map(|r| {
+            r.try_get::<String>("", "key")
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(ticks.len() >= 4, "a tick per second: {ticks:?}");
+    for pair in ticks.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            1_000_000,
+            "consecutive seconds, none missed or doubled: {ticks:?}"
+        );
+    }
+    let jobs = count(
+        &app,
+        "SELECT COUNT(*) FROM sen_jobs WHERE kind = 'test.record' AND args LIKE '%tick%'",
+    )
+    .await;
+    assert_eq!(
+        jobs,
+        ticks.len() as i64,
+        "one job per tick although two schedulers ran"
+    );
+    let last = count(
+        &app,
+        "SELECT last_fire_at FROM sen_cron_state WHERE name = 'test.every-second'",
+    )
+    .await;
+    assert_eq!(last, *ticks.last().unwrap());
+}
+
+#[tokio::test]
+async fn bad_schedules_fail_at_start() {
+    struct BadCron;
+    impl App for BadCron {
+        fn name(&self) -> &'static str {
+            "badcron"
+        }
+        fn title(&self) -> &'static str {
+            "t"
+        }
+        fn description(&self) -> &'static str {
+            "d"
+        }
+        fn schedules(&self) -> Vec<Schedule> {
+            vec![
+                Schedule::new(
+                    "bad.tz",
+                    "0 * * * *",
+                    NewJob::raw("x", &serde_json::json!({})),
+                )
+                .time_zone("Mars/Olympus"),
+            ]
+        }
+    }
+    let app = TestApp::builder(Backend::Sqlite)
+        .apps(Apps::new().register(BadCron).unwrap())
+        .spawn()
+        .await;
+    let err = sen_jobs::scheduler::start(app.ctx.clone())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("Mars/Olympus"), "{err}");
+}
+
 #[tokio::test]
 async fn duplicate_job_kinds_fail_at_start() {
     struct Twice;
@@ -624,6 +721,7 @@ sen_testkit::both_backends!(spawn;
     stale_completion_is_fenced_out,
     back_dated_running_rows_are_rescued_or_dead,
     exhausted_attempts_end_dead_with_every_error,
+    two_schedulers_fire_each_tick_exactly_once,
 );
 
 mod with_workers {

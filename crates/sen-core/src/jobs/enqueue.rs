@@ -118,6 +118,11 @@ impl NewJob {
         self
     }
 
+    /// The live-uniqueness key, if any.
+    pub fn unique_key(&self) -> Option<&str> {
+        self.unique_key.as_deref()
+    }
+
     /// The kind.
     pub fn kind(&self) -> &str {
         &self.kind

@@ -9,10 +9,12 @@
 
 mod enqueue;
 mod handler;
+mod schedule;
 pub mod schema;
 
 pub use enqueue::{Enqueued, Jobs, NewJob};
 pub use handler::{Backoff, Job, JobContext, JobError, JobHandler, JobOptions};
+pub use schedule::{Missed, Overlap, Schedule};
 
 /// The states of a job. `Dead` is the dead-letter queue.
 pub mod state {

@@ -1,7 +1,7 @@
 //! The tables of the job system, created by the `system` app's migrations:
 //! `sen_jobs` (the queue, including its dead-letter state) and
 //! `sen_job_keys` (keys that may be enqueued once ever, for cron ticks and
-//! event deliveries).
+//! event deliveries) and `sen_cron_state` (the last tick of each schedule).
 
 use async_trait::async_trait;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
@@ -41,6 +41,11 @@ const STATEMENTS: &[&str] = &[
     // Idempotent enqueue: one live job per key.
     "CREATE UNIQUE INDEX sen_jobs_unique_live ON sen_jobs (unique_key)
         WHERE unique_key IS NOT NULL AND state NOT IN ('completed', 'dead', 'cancelled')",
+    // The last tick each schedule fired, for catching up after downtime.
+    "CREATE TABLE sen_cron_state (
+        name TEXT NOT NULL PRIMARY KEY,
+        last_fire_at BIGINT NOT NULL
+    )",
     "CREATE TABLE sen_job_keys (
         key TEXT NOT NULL PRIMARY KEY,
         job_id TEXT NOT NULL,
