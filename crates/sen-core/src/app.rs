@@ -36,6 +36,10 @@ pub trait App: Send + Sync + 'static {
     fn jobs(&self) -> Vec<crate::jobs::JobHandler> {
         Vec::new()
     }
+    /// The app's event subscribers (delivered by the worker role).
+    fn subscribers(&self) -> Vec<crate::jobs::Subscriber> {
+        Vec::new()
+    }
     /// The app's cron schedules (run by `sen worker --schedule`).
     fn schedules(&self) -> Vec<crate::jobs::Schedule> {
         Vec::new()

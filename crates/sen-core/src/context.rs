@@ -32,6 +32,7 @@ struct Inner {
     roles: Vec<Role>,
     apps: Apps,
     jobs: crate::jobs::Jobs,
+    events: crate::jobs::Events,
     instance_id: Uuid,
     started_at: DateTime<Utc>,
 }
@@ -120,6 +121,7 @@ impl AppContext {
                 roles,
                 apps,
                 jobs: crate::jobs::Jobs::new(db_backend),
+                events: crate::jobs::Events::new(db_backend),
                 instance_id: Uuid::now_v7(),
                 started_at: Utc::now(),
             }),
@@ -159,6 +161,11 @@ impl AppContext {
     /// Enqueues background jobs inside the caller's transaction.
     pub fn jobs(&self) -> &crate::jobs::Jobs {
         &self.inner.jobs
+    }
+
+    /// Publishes domain events inside the caller's transaction.
+    pub fn events(&self) -> &crate::jobs::Events {
+        &self.inner.events
     }
 
     /// The registered apps.

@@ -7,6 +7,7 @@
 //! was lost (every write is fenced by the lock token); the attempt counts
 //! at claim, so a job that crashes its worker still reaches `dead`.
 
+pub mod outbox;
 pub mod queue;
 pub mod scheduler;
 pub mod worker;

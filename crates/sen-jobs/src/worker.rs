@@ -57,6 +57,8 @@ pub enum WorkerError {
 /// The kinds this process can run.
 pub fn handlers(ctx: &AppContext) -> Result<HashMap<&'static str, JobHandler>, WorkerError> {
     let mut map = HashMap::new();
+    let delivery = JobHandler::of::<crate::outbox::EventDelivery>();
+    map.insert(delivery.kind(), delivery);
     for app in ctx.apps().iter() {
         for h in app.jobs() {
             if map.insert(h.kind(), h.clone()).is_some() {
@@ -113,6 +115,11 @@ pub fn start(ctx: AppContext, config: WorkerConfig) -> Result<RunningWorker, Wor
     background.spawn(heartbeat(shared.clone(), stopped.clone()));
     background.spawn(rescuer(shared.clone(), stopped.clone()));
     background.spawn(forward_local_wakeups(shared.clone(), stopped.clone()));
+    background.spawn(crate::outbox::run(
+        ctx.clone(),
+        config.poll,
+        stopped.clone(),
+    ));
     if ctx.db().backend() == Backend::Postgres {
         background.spawn(listen(shared.clone(), stopped.clone()));
     }

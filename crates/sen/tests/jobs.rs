@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use sea_orm::ConnectionTrait;
 use sen_core::jobs::{
-    Backoff, Job, JobContext, JobError, JobHandler, JobOptions, NewJob, Schedule,
+    Backoff, Event, EventContext, Job, JobContext, JobError, JobHandler, JobOptions, NewJob,
+    Schedule, Subscriber,
 };
 use sen_core::migrate::{Migration, SchemaMigration};
 use sen_core::{App, Apps, Backend};
@@ -141,6 +142,24 @@ impl App for TestJobs {
         vec![Box::new(
             SchemaMigration::new("0001_effects").statement(effects),
         )]
+    }
+    fn subscribers(&self) -> Vec<Subscriber> {
+        let record = |sub: &'static str| {
+            move |ctx: EventContext, ev: Event| async move {
+                let db = ctx.job.app.db();
+                db.orm()
+                    .execute_raw(db.statement(
+                        "INSERT INTO test_effects (job_id, tag, attempt) VALUES (?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+                        [format!("{}:{sub}", ctx.event_id).into(), format!("{sub}:{}", ev.name).into(), ctx.job.attempt.into()],
+                    ))
+                    .await?;
+                Ok(())
+            }
+        };
+        vec![
+            Subscriber::new("posts", "post.*", record("posts")),
+            Subscriber::new("created", "post.created", record("created")),
+        ]
     }
     fn schedules(&self) -> Vec<Schedule> {
         vec![Schedule::new(
@@ -648,6 +667,152 @@ async fn two_schedulers_fire_each_tick_exactly_once(app: TestApp) {
     assert_eq!(last, *ticks.last().unwrap());
 }
 
+async fn committed_events_reach_every_subscriber_once(app: TestApp) {
+    let events = app.ctx.events();
+    let tx = app.ctx.db().begin_write().await.unwrap();
+    events
+        .publish(
+            &tx,
+            Event::new("post.created", serde_json::json!({"id": "rolled-back"})),
+        )
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let tx = app.ctx.db().begin_write().await.unwrap();
+    let created = events
+        .publish(
+            &tx,
+            Event::new("post.created", serde_json::json!({"id": 1})).key("post:1"),
+        )
+        .await
+        .unwrap();
+    let deleted = events
+        .publish(
+            &tx,
+            Event::new("post.deleted", serde_json::json!({"id": 1})).key("post:1"),
+        )
+        .await
+        .unwrap();
+    events
+        .publish(&tx, Event::new("order.paid", serde_json::json!({})))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(
+        &app,
+        "SELECT COUNT(*) FROM test_effects WHERE tag LIKE 'posts:%' OR tag LIKE 'created:%'",
+    )
+    .await
+        < 3
+    {
+        assert!(Instant::now() < deadline, "events never delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let any stray duplicate surface before counting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let effects = |sql: String| {
+        let app = &app;
+        async move { count(app, &sql).await }
+    };
+    assert_eq!(
+        effects(format!(
+            "SELECT COUNT(*) FROM test_effects WHERE job_id = '{created}:posts'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        effects(format!(
+            "SELECT COUNT(*) FROM test_effects WHERE job_id = '{created}:created'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        effects(format!(
+            "SELECT COUNT(*) FROM test_effects WHERE job_id = '{deleted}:posts'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        effects(format!(
+            "SELECT COUNT(*) FROM test_effects WHERE job_id = '{deleted}:created'"
+        ))
+        .await,
+        0,
+        "exact pattern"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM sen_jobs WHERE kind = 'sen.event'"
+        )
+        .await,
+        3,
+        "one delivery job per match"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM test_effects WHERE tag LIKE '%rolled%'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM sen_outbox WHERE dispatched_at IS NULL"
+        )
+        .await,
+        0
+    );
+}
+
+async fn a_repeated_dispatch_enqueues_nothing_twice(app: TestApp) {
+    let tx = app.ctx.db().begin_write().await.unwrap();
+    let id = app
+        .ctx
+        .events()
+        .publish(&tx, Event::new("post.created", serde_json::json!({})))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let subs = sen_jobs::outbox::subscribers(&app.ctx);
+    assert_eq!(
+        sen_jobs::outbox::dispatch_batch(&app.ctx, &subs)
+            .await
+            .unwrap(),
+        1
+    );
+    // As if the dispatcher died after enqueueing but its progress was lost.
+    let db = app.ctx.db();
+    db.orm()
+        .execute_raw(db.statement(
+            "UPDATE sen_outbox SET dispatched_at = NULL WHERE id = ?",
+            [id.into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        sen_jobs::outbox::dispatch_batch(&app.ctx, &subs)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM sen_jobs WHERE kind = 'sen.event'"
+        )
+        .await,
+        2,
+        "posts + created, once each"
+    );
+}
+
 #[tokio::test]
 async fn bad_schedules_fail_at_start() {
     struct BadCron;
@@ -722,11 +887,16 @@ sen_testkit::both_backends!(spawn;
     back_dated_running_rows_are_rescued_or_dead,
     exhausted_attempts_end_dead_with_every_error,
     two_schedulers_fire_each_tick_exactly_once,
+    a_repeated_dispatch_enqueues_nothing_twice,
 );
 
 mod with_workers {
     use super::*;
-    sen_testkit::both_backends!(spawn_with_workers; workers_run_handlers_to_their_outcomes, batch_enqueue_drains_completely);
+    sen_testkit::both_backends!(spawn_with_workers;
+        workers_run_handlers_to_their_outcomes,
+        batch_enqueue_drains_completely,
+        committed_events_reach_every_subscriber_once,
+    );
 }
 
 mod graceful {

@@ -8,11 +8,13 @@
 //! host and compare cheaply on both backends.
 
 mod enqueue;
+mod events;
 mod handler;
 mod schedule;
 pub mod schema;
 
 pub use enqueue::{Enqueued, Jobs, NewJob};
+pub use events::{Event, EventContext, Events, Subscriber};
 pub use handler::{Backoff, Job, JobContext, JobError, JobHandler, JobOptions};
 pub use schedule::{Missed, Overlap, Schedule};
 

@@ -46,6 +46,16 @@ const STATEMENTS: &[&str] = &[
         name TEXT NOT NULL PRIMARY KEY,
         last_fire_at BIGINT NOT NULL
     )",
+    // The transactional outbox: events written with the change they describe.
+    "CREATE TABLE sen_outbox (
+        id TEXT NOT NULL PRIMARY KEY,
+        name TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        aggregate_key TEXT,
+        created_at BIGINT NOT NULL,
+        dispatched_at BIGINT
+    )",
+    "CREATE INDEX sen_outbox_pending ON sen_outbox (id) WHERE dispatched_at IS NULL",
     "CREATE TABLE sen_job_keys (
         key TEXT NOT NULL PRIMARY KEY,
         job_id TEXT NOT NULL,
