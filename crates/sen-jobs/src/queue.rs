@@ -338,3 +338,100 @@ pub async fn stats(db: &Db) -> Result<Vec<QueueStats>, DbErr> {
     }
     Ok(out)
 }
+
+/// One job as listings and the CLI show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobRow {
+    /// Id.
+    pub id: String,
+    /// Queue.
+    pub queue: String,
+    /// Kind.
+    pub kind: String,
+    /// State.
+    pub state: String,
+    /// Attempts made.
+    pub attempt: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// When it runs or ran (RFC 3339).
+    pub run_at: String,
+    /// Arguments (JSON).
+    pub args: serde_json::Value,
+    /// Every attempt's error.
+    pub errors: serde_json::Value,
+}
+
+fn job_row(r: &QueryResult) -> Result<JobRow, DbErr> {
+    let args: String = r.try_get("", "args")?;
+    let errors: String = r.try_get("", "errors")?;
+    Ok(JobRow {
+        id: r.try_get("", "id")?,
+        queue: r.try_get("", "queue")?,
+        kind: r.try_get("", "kind")?,
+        state: r.try_get("", "state")?,
+        attempt: r.try_get("", "attempt")?,
+        max_attempts: r.try_get("", "max_attempts")?,
+        run_at: sen_core::clock::iso(sen_core::jobs::from_micros(r.try_get("", "run_at")?)),
+        args: serde_json::from_str(&args).unwrap_or(serde_json::Value::Null),
+        errors: serde_json::from_str(&errors).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// Filters for [`list`]; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only this state.
+    pub state: Option<String>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this kind.
+    pub kind: Option<String>,
+}
+
+const ROW: &str = "id, queue, kind, state, attempt, max_attempts, run_at, args, errors";
+
+/// Jobs matching `filter`, newest first, after the cursor `before` (an id).
+pub async fn list(
+    db: &Db,
+    filter: &JobFilter,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Vec<JobRow>, DbErr> {
+    let mut sql = format!("SELECT {ROW} FROM sen_jobs WHERE 1 = 1");
+    let mut values: Vec<Value> = Vec::new();
+    for (column, value) in [
+        ("state", &filter.state),
+        ("queue", &filter.queue),
+        ("kind", &filter.kind),
+    ] {
+        if let Some(v) = value {
+            sql.push_str(&format!(" AND {column} = ?"));
+            values.push(v.clone().into());
+        }
+    }
+    if let Some(cursor) = before {
+        sql.push_str(" AND id < ?");
+        values.push(cursor.into());
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    values.push(i64::from(limit.clamp(1, 1000)).into());
+    db.orm()
+        .query_all_raw(db.statement(&sql, values))
+        .await?
+        .iter()
+        .map(job_row)
+        .collect()
+}
+
+/// One job with its arguments and every attempt's error.
+pub async fn get(db: &Db, id: &str) -> Result<Option<JobRow>, DbErr> {
+    let row = db
+        .orm()
+        .query_one_raw(db.statement(
+            &format!("SELECT {ROW} FROM sen_jobs WHERE id = ?"),
+            [id.into()],
+        ))
+        .await?;
+    row.as_ref().map(job_row).transpose()
+}

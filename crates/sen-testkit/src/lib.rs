@@ -57,6 +57,12 @@ pub fn init_logging() {
     }
 }
 
+/// Kills process `pid` when this test process exits, so a failing test
+/// never leaves a server it started running.
+pub fn kill_on_exit(pid: u32) {
+    guard::on_exit(&format!("kill -9 {pid} 2>/dev/null"));
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; bind it promptly).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -51,6 +51,12 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<MigrateAction>,
     },
+    /// Inspect and operate the job queue (including the dead-letter queue).
+    Jobs {
+        /// What to do.
+        #[command(subcommand)]
+        action: JobsAction,
+    },
     /// Print the OpenAPI 3.1 document as JSON.
     Openapi,
     /// Configuration tools.
@@ -68,6 +74,46 @@ pub enum MigrateAction {
     Up,
     /// List applied, pending and unknown migrations; exit 1 when any is pending.
     Status,
+}
+
+/// `sen jobs` actions.
+#[derive(Debug, Subcommand)]
+pub enum JobsAction {
+    /// List jobs, newest first (JSON lines).
+    List {
+        /// Only this state (scheduled, available, running, retryable, completed, dead, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only jobs older than this id (the cursor printed last).
+        #[arg(long)]
+        before: Option<String>,
+        /// How many (1–1000).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one job with its arguments and every attempt's error.
+    Show {
+        /// Job id.
+        id: String,
+    },
+    /// Run a dead, cancelled or finished job again with a fresh attempt budget.
+    Retry {
+        /// Job id.
+        id: String,
+    },
+    /// Cancel a job that has not finished.
+    Cancel {
+        /// Job id.
+        id: String,
+    },
+    /// Counts per queue and state, and the age of the oldest ready job.
+    Stats,
 }
 
 /// `sen config` actions.

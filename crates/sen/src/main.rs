@@ -11,7 +11,7 @@ use clap::Parser as _;
 use sen_core::config::LogFormat;
 use sen_core::{AppContext, Apps, Config, Role};
 
-use crate::cli::{Cli, Command, ConfigAction, MigrateAction};
+use crate::cli::{Cli, Command, ConfigAction, JobsAction, MigrateAction};
 
 /// The apps of this binary, registered explicitly.
 fn apps() -> anyhow::Result<Apps> {
@@ -54,6 +54,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve(config).await,
         Command::Worker { schedule, normal } => worker(config, schedule, normal).await,
         Command::Migrate { action } => migrate(config, action.unwrap_or(MigrateAction::Up)).await,
+        Command::Jobs { action } => jobs(config, action).await,
         Command::Openapi => {
             let spec = sen_http::router::openapi_spec(&apps()?)?;
             println!("{}", spec.to_pretty_json()?);
@@ -106,7 +107,7 @@ async fn dev(config: Config) -> anyhow::Result<ExitCode> {
         sen_core::config::mask_url(ctx.config().database_url.expose())
     );
     println!(
-        "  Admin:     no accounts exist by default; the first admin is created with `sen admin create` (identity, coming next)"
+        "  Admin:     no accounts exist by default; the first admin is created with `sen admin create` (arrives with the identity issue)"
     );
     println!("  Stop with Ctrl-C.");
     println!();
@@ -229,4 +230,66 @@ async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<ExitCo
             })
         }
     }
+}
+
+async fn jobs(config: Config, action: JobsAction) -> anyhow::Result<ExitCode> {
+    use sen_jobs::queue;
+    let ctx = connect(config, Vec::new()).await?;
+    require_current_schema(&ctx).await?;
+    let db = ctx.db();
+    let found = |ok: bool, id: &str, what: &str| -> ExitCode {
+        if ok {
+            println!("{what} {id}");
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("error: no job {id} in a state that allows it");
+            ExitCode::from(1)
+        }
+    };
+    Ok(match action {
+        JobsAction::List {
+            state,
+            queue: q,
+            kind,
+            before,
+            limit,
+        } => {
+            if let Some(s) = &state
+                && !sen_core::jobs::state::ALL.contains(&s.as_str())
+            {
+                anyhow::bail!(
+                    "--state must be one of {}",
+                    sen_core::jobs::state::ALL.join(", ")
+                );
+            }
+            let filter = queue::JobFilter {
+                state,
+                queue: q,
+                kind,
+            };
+            for job in queue::list(db, &filter, before.as_deref(), limit).await? {
+                println!("{}", serde_json::to_string(&job)?);
+            }
+            ExitCode::SUCCESS
+        }
+        JobsAction::Show { id } => match queue::get(db, &id).await? {
+            Some(job) => {
+                println!("{}", serde_json::to_string_pretty(&job)?);
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("error: no job {id}");
+                ExitCode::from(1)
+            }
+        },
+        JobsAction::Retry { id } => found(queue::retry(db, &id).await?, &id, "retrying"),
+        JobsAction::Cancel { id } => found(queue::cancel(db, &id).await?, &id, "cancelled"),
+        JobsAction::Stats => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&queue::stats(db).await?)?
+            );
+            ExitCode::SUCCESS
+        }
+    })
 }

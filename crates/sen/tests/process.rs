@@ -34,12 +34,14 @@ fn run(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
 fn spawn(dir: &Path, args: &[&str], env: &[(&str, String)], log: &str) -> Child {
     let out = std::fs::File::create(dir.join(format!("{log}.out"))).unwrap();
     let err = std::fs::File::create(dir.join(format!("{log}.err"))).unwrap();
-    sen(dir, args, env)
+    let child = sen(dir, args, env)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .spawn()
-        .expect("spawn sen")
+        .expect("spawn sen");
+    sen_testkit::kill_on_exit(child.id());
+    child
 }
 
 fn text(b: &[u8]) -> String {
@@ -354,5 +356,59 @@ async fn dev_runs_everything_on_a_fresh_directory() {
     assert!(
         out.contains(&format!("http://127.0.0.1:{port}/api/docs")),
         "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_cli_lists_shows_cancels_and_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/jobs.db", dir.path().display());
+    let env = vec![("DATABASE_URL", url.clone())];
+    assert!(run(dir.path(), &["migrate"], &env).status.success());
+    let mut config = sen_core::Config::default();
+    config.database_url = sen_core::config::Secret::new(url);
+    let apps = sen_core::Apps::new()
+        .register(sen_core::system::SystemApp)
+        .unwrap();
+    let ctx = sen_core::AppContext::connect(config, vec![], apps)
+        .await
+        .unwrap();
+    let job = sen_core::jobs::NewJob::raw("demo.kind", &serde_json::json!({"n": 1}));
+    let id = ctx.jobs().enqueue(ctx.db().orm(), job).await.unwrap().id;
+
+    let out = run(dir.path(), &["jobs", "list", "--state", "available"], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line: Value = serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (line["id"].as_str(), line["kind"].as_str()),
+        (Some(id.as_str()), Some("demo.kind"))
+    );
+    let out = run(dir.path(), &["jobs", "cancel", &id], &env);
+    assert!(out.status.success());
+    let out = run(dir.path(), &["jobs", "cancel", &id], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a finished job cannot be cancelled again"
+    );
+    let shown: Value =
+        serde_json::from_slice(&run(dir.path(), &["jobs", "show", &id], &env).stdout).unwrap();
+    assert_eq!(shown["state"], "cancelled");
+    assert_eq!(shown["args"]["n"], 1);
+    assert!(
+        run(dir.path(), &["jobs", "retry", &id], &env)
+            .status
+            .success()
+    );
+    let stats: Value =
+        serde_json::from_slice(&run(dir.path(), &["jobs", "stats"], &env).stdout).unwrap();
+    assert_eq!(stats[0]["states"]["available"], 1, "{stats}");
+    let out = run(dir.path(), &["jobs", "list", "--state", "bogus"], &env);
+    assert_clean_failure(&out, "--state must be one of");
+    assert_eq!(
+        run(dir.path(), &["jobs", "show", "nope"], &env)
+            .status
+            .code(),
+        Some(1)
     );
 }
