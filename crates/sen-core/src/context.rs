@@ -35,6 +35,7 @@ struct Inner {
     events: crate::jobs::Events,
     instance_id: Uuid,
     started_at: DateTime<Utc>,
+    system_info: std::sync::OnceLock<bytes::Bytes>,
 }
 
 /// The result of one readiness check.
@@ -124,6 +125,7 @@ impl AppContext {
                 events: crate::jobs::Events::new(db_backend),
                 instance_id: Uuid::now_v7(),
                 started_at: Utc::now(),
+                system_info: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -176,6 +178,11 @@ impl AppContext {
     /// This process's id (UUIDv7), unique across restarts.
     pub fn instance_id(&self) -> Uuid {
         self.inner.instance_id
+    }
+
+    /// The serialised `GET /api/v1/system/info` body, built on first use.
+    pub(crate) fn system_info_json(&self) -> &std::sync::OnceLock<bytes::Bytes> {
+        &self.inner.system_info
     }
 
     /// When this process started.

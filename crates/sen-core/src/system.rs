@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::response::IntoResponse as _;
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, ColumnDef, Index, Table};
 use serde::Serialize;
@@ -139,25 +140,37 @@ pub struct SystemInfo {
 #[utoipa::path(get, path = "/info", tag = "system", responses(
     (status = 200, description = "About this deployment", body = SystemInfo),
 ))]
-async fn info(State(ctx): State<AppContext>) -> Json<SystemInfo> {
-    Json(SystemInfo {
-        version: env!("CARGO_PKG_VERSION"),
-        instance_id: ctx.instance_id().to_string(),
-        roles: ctx.roles().to_vec(),
-        backends: Backends {
-            database: ctx.db().backend().as_str(),
-            cache: ctx.cache().kind(),
-            pubsub: ctx.pubsub().kind(),
-        },
-        apps: ctx
-            .apps()
-            .iter()
-            .map(|a| AppSummary {
-                name: a.name(),
-                title: a.title(),
-            })
-            .collect(),
-    })
+async fn info(State(ctx): State<AppContext>) -> axum::response::Response {
+    // Nothing in it changes while the process runs: serialise once.
+    let body = ctx.system_info_json().get_or_init(|| {
+        let info = SystemInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            instance_id: ctx.instance_id().to_string(),
+            roles: ctx.roles().to_vec(),
+            backends: Backends {
+                database: ctx.db().backend().as_str(),
+                cache: ctx.cache().kind(),
+                pubsub: ctx.pubsub().kind(),
+            },
+            apps: ctx
+                .apps()
+                .iter()
+                .map(|a| AppSummary {
+                    name: a.name(),
+                    title: a.title(),
+                })
+                .collect(),
+        };
+        bytes::Bytes::from(serde_json::to_vec(&info).unwrap_or_default())
+    });
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body.clone(),
+    )
+        .into_response()
 }
 
 /// The running processes of this deployment and their roles.
