@@ -13,6 +13,15 @@ use crate::guard;
 /// A running server and the URL of its maintenance database.
 pub struct PgServer {
     admin_url: String,
+    /// Set when this process started the server (so it can restart it).
+    control: Option<Control>,
+}
+
+struct Control {
+    bin: PathBuf,
+    data: String,
+    log: String,
+    root: bool,
 }
 
 static SHARED: OnceLock<Result<PgServer, String>> = OnceLock::new();
@@ -21,7 +30,10 @@ static SHARED: OnceLock<Result<PgServer, String>> = OnceLock::new();
 /// else one started on first use.
 pub fn shared() -> &'static PgServer {
     let server = SHARED.get_or_init(|| match std::env::var("SEN_TEST_DATABASE_URL") {
-        Ok(url) => Ok(PgServer { admin_url: url }),
+        Ok(url) => Ok(PgServer {
+            admin_url: url,
+            control: None,
+        }),
         Err(_) => start().map_err(|e| format!("{e:#}")),
     });
     match server {
@@ -43,6 +55,36 @@ impl PgServer {
             .expect("create test database");
         let _ = conn.close().await;
         replace_db(&self.admin_url, &name)
+    }
+
+    /// A server of this test's own (for tests that crash or restart it).
+    pub fn start_dedicated() -> anyhow::Result<PgServer> {
+        start()
+    }
+
+    /// `pg_ctl restart -m immediate`: a crash and recovery, same port.
+    pub fn restart_immediate(&self) -> anyhow::Result<()> {
+        let c = self
+            .control
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("not a server this process started"))?;
+        run(
+            &c.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                &c.data,
+                "-l",
+                &c.log,
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ],
+            c.root,
+        )
     }
 
     /// The maintenance database URL.
@@ -158,5 +200,11 @@ fn start() -> anyhow::Result<PgServer> {
     guard::on_exit(&stop);
     Ok(PgServer {
         admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        control: Some(Control {
+            bin,
+            data: data_s,
+            log,
+            root,
+        }),
     })
 }

@@ -4,98 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const SEN: &str = env!("CARGO_BIN_EXE_sen");
-
-fn sen(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(SEN);
-    cmd.args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-fn run(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
-    sen(dir, args, env)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sen")
-}
-
-fn spawn(dir: &Path, args: &[&str], env: &[(&str, String)], log: &str) -> Child {
-    let out = std::fs::File::create(dir.join(format!("{log}.out"))).unwrap();
-    let err = std::fs::File::create(dir.join(format!("{log}.err"))).unwrap();
-    let child = sen(dir, args, env)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .expect("spawn sen");
-    sen_testkit::kill_on_exit(child.id());
-    child
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
-fn sigterm(child: &Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("sen did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-async fn wait_http(url: &str) -> reqwest::Response {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(url).send().await {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "{url} never answered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn assert_clean_failure(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "should fail");
-    let err = text(&out.stderr);
-    assert!(
-        err.contains(needle),
-        "stderr should mention {needle:?}: {err}"
-    );
-    assert!(
-        !err.contains("panicked")
-            && !err.contains("stack backtrace")
-            && !err.contains("RUST_BACKTRACE"),
-        "no panic: {err}"
-    );
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-}
+use common::procs::*;
 
 #[test]
 fn unreachable_database_fails_in_one_line() {

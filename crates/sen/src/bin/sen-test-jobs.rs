@@ -1,0 +1,158 @@
+//! `sen` with diagnostic jobs, for the multi-process tests of the worker
+//! service: the real command line and runtime, plus an app whose jobs
+//! record idempotent effects, sleep, panic or abort the process.
+//! Not for production use.
+
+use std::time::Duration;
+
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, ColumnDef, Table};
+use sen_core::jobs::{
+    Backoff, Event, EventContext, Job, JobContext, JobError, JobHandler, JobOptions, NewJob,
+    Schedule, Subscriber,
+};
+use sen_core::migrate::{Migration, SchemaMigration};
+use sen_core::{App, Apps};
+use serde::{Deserialize, Serialize};
+
+/// Sleeps, then records one effect row per job (a rerun adds nothing).
+#[derive(Serialize, Deserialize)]
+struct Effect {
+    tag: String,
+    sleep_ms: u64,
+}
+
+async fn record(
+    ctx: &sen_core::AppContext,
+    key: &str,
+    tag: &str,
+    attempt: i32,
+) -> Result<(), JobError> {
+    let db = ctx.db();
+    db.orm()
+        .execute_raw(db.statement(
+            "INSERT INTO chaos_effects (effect_key, tag, attempt, pid) VALUES (?, ?, ?, ?) ON CONFLICT (effect_key) DO NOTHING",
+            [key.into(), tag.into(), attempt.into(), i64::from(std::process::id()).into()],
+        ))
+        .await?;
+    Ok(())
+}
+
+impl Job for Effect {
+    const KIND: &'static str = "chaos.effect";
+    fn options() -> JobOptions {
+        JobOptions {
+            max_attempts: 5,
+            backoff: Backoff::Fixed(Duration::from_millis(100)),
+            ..JobOptions::default()
+        }
+    }
+    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
+        record(&ctx.app, &ctx.id, &self.tag, ctx.attempt).await
+    }
+}
+
+/// Panics on every attempt.
+#[derive(Serialize, Deserialize)]
+struct Panics;
+
+impl Job for Panics {
+    const KIND: &'static str = "chaos.panic";
+    fn options() -> JobOptions {
+        JobOptions {
+            max_attempts: 3,
+            backoff: Backoff::Fixed(Duration::from_millis(100)),
+            ..JobOptions::default()
+        }
+    }
+    async fn run(self, _ctx: JobContext) -> Result<(), JobError> {
+        panic!("chaos: panic on purpose")
+    }
+}
+
+/// Kills its worker process on every attempt.
+#[derive(Serialize, Deserialize)]
+struct Aborts;
+
+impl Job for Aborts {
+    const KIND: &'static str = "chaos.abort";
+    fn options() -> JobOptions {
+        JobOptions {
+            max_attempts: 3,
+            backoff: Backoff::Fixed(Duration::from_millis(100)),
+            ..JobOptions::default()
+        }
+    }
+    async fn run(self, _ctx: JobContext) -> Result<(), JobError> {
+        std::process::abort()
+    }
+}
+
+struct Chaos;
+
+impl App for Chaos {
+    fn name(&self) -> &'static str {
+        "chaos"
+    }
+    fn title(&self) -> &'static str {
+        "Chaos"
+    }
+    fn description(&self) -> &'static str {
+        "Diagnostic jobs for the worker service's multi-process tests"
+    }
+    fn migrations(&self) -> Vec<Box<dyn Migration>> {
+        let effects = Table::create()
+            .table(Alias::new("chaos_effects"))
+            .col(
+                ColumnDef::new(Alias::new("effect_key"))
+                    .string()
+                    .not_null()
+                    .primary_key(),
+            )
+            .col(ColumnDef::new(Alias::new("tag")).string().not_null())
+            .col(ColumnDef::new(Alias::new("attempt")).integer().not_null())
+            .col(ColumnDef::new(Alias::new("pid")).big_integer().not_null())
+            .to_owned();
+        vec![Box::new(
+            SchemaMigration::new("0001_effects").statement(effects),
+        )]
+    }
+    fn jobs(&self) -> Vec<JobHandler> {
+        vec![
+            JobHandler::of::<Effect>(),
+            JobHandler::of::<Panics>(),
+            JobHandler::of::<Aborts>(),
+        ]
+    }
+    fn schedules(&self) -> Vec<Schedule> {
+        let tick = Effect {
+            tag: "tick".into(),
+            sleep_ms: 0,
+        };
+        match NewJob::of(&tick) {
+            Ok(job) if std::env::var_os("CHAOS_SCHEDULE").is_some() => {
+                vec![Schedule::new("chaos.tick", "* * * * * *", job)]
+            }
+            _ => Vec::new(),
+        }
+    }
+    fn subscribers(&self) -> Vec<Subscriber> {
+        vec![Subscriber::new(
+            "chaos.sub",
+            "chaos.*",
+            |ctx: EventContext, ev: Event| async move {
+                let key = format!("{}:chaos.sub", ctx.event_id);
+                record(&ctx.job.app, &key, &ev.name, ctx.job.attempt).await
+            },
+        )]
+    }
+}
+
+fn apps() -> anyhow::Result<Apps> {
+    Ok(sen::platform_apps()?.register(Chaos)?)
+}
+
+fn main() -> std::process::ExitCode {
+    sen::main_with(apps)
+}

@@ -1,0 +1,308 @@
+//! The `sen` command: parses the command line, loads configuration, starts
+//! logging, wires the platform and the apps, and runs the chosen roles.
+//! A library so a binary with extra apps (a user's own, or the test
+//! binary with diagnostic jobs) runs exactly the same code as `sen`.
+
+mod cli;
+mod logging;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use sen_core::config::LogFormat;
+use sen_core::{AppContext, Apps, Config, Role};
+
+use crate::cli::{Cli, Command, ConfigAction, JobsAction, MigrateAction};
+
+/// The platform's own apps, registered explicitly; binaries add theirs.
+pub fn platform_apps() -> anyhow::Result<Apps> {
+    Ok(Apps::new().register(sen_core::system::SystemApp)?)
+}
+
+/// Builds the apps of a binary (called once per command).
+pub type AppsFn = fn() -> anyhow::Result<Apps>;
+
+/// Runs the `sen` command line with the apps `apps` returns.
+pub fn main_with(apps: AppsFn) -> ExitCode {
+    let cli = Cli::parse();
+    // ring and aws-lc-rs can both be compiled into rustls through different
+    // dependencies; name the provider so TLS to PostgreSQL never has to guess.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, apps)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, apps: AppsFn) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&cli.config)?;
+    let default_format = match cli.command {
+        Command::Dev => LogFormat::Pretty,
+        _ => LogFormat::Json,
+    };
+    logging::init(config.log_format.unwrap_or(default_format));
+    match cli.command {
+        Command::Dev => dev(config, apps).await,
+        Command::Serve => serve(config, apps).await,
+        Command::Worker { schedule, normal } => worker(config, apps, schedule, normal).await,
+        Command::Migrate { action } => {
+            migrate(config, apps, action.unwrap_or(MigrateAction::Up)).await
+        }
+        Command::Jobs { action } => jobs(config, apps, action).await,
+        Command::Openapi => {
+            let spec = sen_http::router::openapi_spec(&apps()?)?;
+            println!("{}", spec.to_pretty_json()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
+            println!("{}", serde_json::to_string_pretty(&config.redacted())?);
+            eprintln!("configuration is valid");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn connect(config: Config, apps: AppsFn, roles: Vec<Role>) -> anyhow::Result<AppContext> {
+    AppContext::connect(config, roles, apps()?).await
+}
+
+async fn bind(config: &Config, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr = std::net::SocketAddr::new(config.host, port);
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+async fn dev(config: Config, apps: AppsFn) -> anyhow::Result<ExitCode> {
+    let ctx = connect(config, apps, vec![Role::Web, Role::Scheduler, Role::Worker]).await?;
+    ctx.migrate().await.context("migrations failed")?;
+    let listener = bind(ctx.config(), ctx.config().port).await?;
+    let addr = listener.local_addr()?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    println!();
+    println!(
+        "  Sen {} is running (web + scheduler + workers)",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!(
+        "  API:       http://{host}:{}/api/v1/system/info",
+        addr.port()
+    );
+    println!("  API docs:  http://{host}:{}/api/docs", addr.port());
+    println!("  Metrics:   http://{host}:{}/metrics", addr.port());
+    println!(
+        "  Database:  {}",
+        sen_core::config::mask_url(ctx.config().database_url.expose())
+    );
+    println!(
+        "  Admin:     no accounts exist by default; the first admin is created with `sen admin create` (arrives with the identity issue)"
+    );
+    println!("  Stop with Ctrl-C.");
+    println!();
+    run_roles(ctx, Some(listener)).await
+}
+
+/// Runs every role of `ctx` until SIGTERM/SIGINT, then stops them in order:
+/// web first (in-flight requests finish), then the scheduler, then workers (running jobs finish
+/// or are released), then the instance leaves and the database closes.
+async fn run_roles(
+    ctx: AppContext,
+    listener: Option<tokio::net::TcpListener>,
+) -> anyhow::Result<ExitCode> {
+    let worker = if ctx.roles().contains(&Role::Worker) {
+        Some(sen_jobs::start(
+            ctx.clone(),
+            sen_jobs::WorkerConfig::from_context(&ctx),
+        )?)
+    } else {
+        None
+    };
+    let scheduler = if ctx.roles().contains(&Role::Scheduler) {
+        Some(sen_jobs::scheduler::start(ctx.clone())?)
+    } else {
+        None
+    };
+    let served = sen_http::instance::run(ctx.clone(), listener, sen_http::shutdown_signal()).await;
+    if let Some(scheduler) = scheduler {
+        scheduler.stop().await;
+    }
+    if let Some(worker) = worker {
+        worker.stop().await;
+    }
+    sen_http::instance::finish(&ctx).await;
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses to run on a schema that is behind this binary.
+async fn require_current_schema(ctx: &AppContext) -> anyhow::Result<()> {
+    let status = ctx
+        .migration_status()
+        .await
+        .context("cannot read the migration status")?;
+    if !status.pending.is_empty() {
+        anyhow::bail!(
+            "{} migration(s) pending ({}); run `sen migrate` first",
+            status.pending.len(),
+            status.pending.join(", ")
+        );
+    }
+    if !status.unknown.is_empty() {
+        tracing::warn!(unknown = ?status.unknown, "the database has migrations this binary does not know; is a newer version deployed?");
+    }
+    Ok(())
+}
+
+async fn serve(config: Config, apps: AppsFn) -> anyhow::Result<ExitCode> {
+    let ctx = connect(config, apps, vec![Role::Web]).await?;
+    require_current_schema(&ctx).await?;
+    let listener = bind(ctx.config(), ctx.config().port).await?;
+    tracing::info!(addr = %listener.local_addr()?, roles = "web", "serving");
+    run_roles(ctx, Some(listener)).await
+}
+
+async fn worker(
+    config: Config,
+    apps: AppsFn,
+    schedule: bool,
+    normal: bool,
+) -> anyhow::Result<ExitCode> {
+    let roles = match (schedule, normal) {
+        (true, false) => vec![Role::Scheduler],
+        (false, true) => vec![Role::Worker],
+        _ => vec![Role::Scheduler, Role::Worker],
+    };
+    let ctx = connect(config, apps, roles.clone()).await?;
+    require_current_schema(&ctx).await?;
+    let listener = match ctx.config().worker_port {
+        Some(port) => Some(bind(ctx.config(), port).await?),
+        None => None,
+    };
+    let names = roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    tracing::info!(
+        roles = %names,
+        instance = %ctx.instance_id(),
+        ops = ?listener.as_ref().and_then(|l| l.local_addr().ok()),
+        "worker started; active roles: {names}"
+    );
+    run_roles(ctx, listener).await
+}
+
+async fn migrate(config: Config, apps: AppsFn, action: MigrateAction) -> anyhow::Result<ExitCode> {
+    let ctx = connect(config, apps, Vec::new()).await?;
+    match action {
+        MigrateAction::Up => {
+            let ran = ctx.migrate().await.context("migrations failed")?;
+            if ran.is_empty() {
+                println!("schema is current; nothing to apply");
+            }
+            for id in ran {
+                println!("applied {id}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        MigrateAction::Status => {
+            let status = ctx.migration_status().await?;
+            for id in &status.applied {
+                println!("applied  {id}");
+            }
+            for id in &status.pending {
+                println!("pending  {id}");
+            }
+            for id in &status.unknown {
+                println!("unknown  {id} (applied by another version)");
+            }
+            Ok(if status.pending.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+async fn jobs(config: Config, apps: AppsFn, action: JobsAction) -> anyhow::Result<ExitCode> {
+    use sen_jobs::queue;
+    let ctx = connect(config, apps, Vec::new()).await?;
+    require_current_schema(&ctx).await?;
+    let db = ctx.db();
+    let found = |ok: bool, id: &str, what: &str| -> ExitCode {
+        if ok {
+            println!("{what} {id}");
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("error: no job {id} in a state that allows it");
+            ExitCode::from(1)
+        }
+    };
+    Ok(match action {
+        JobsAction::List {
+            state,
+            queue: q,
+            kind,
+            before,
+            limit,
+        } => {
+            if let Some(s) = &state
+                && !sen_core::jobs::state::ALL.contains(&s.as_str())
+            {
+                anyhow::bail!(
+                    "--state must be one of {}",
+                    sen_core::jobs::state::ALL.join(", ")
+                );
+            }
+            let filter = queue::JobFilter {
+                state,
+                queue: q,
+                kind,
+            };
+            for job in queue::list(db, &filter, before.as_deref(), limit).await? {
+                println!("{}", serde_json::to_string(&job)?);
+            }
+            ExitCode::SUCCESS
+        }
+        JobsAction::Show { id } => match queue::get(db, &id).await? {
+            Some(job) => {
+                println!("{}", serde_json::to_string_pretty(&job)?);
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("error: no job {id}");
+                ExitCode::from(1)
+            }
+        },
+        JobsAction::Retry { id } => found(queue::retry(db, &id).await?, &id, "retrying"),
+        JobsAction::Cancel { id } => found(queue::cancel(db, &id).await?, &id, "cancelled"),
+        JobsAction::Stats => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&queue::stats(db).await?)?
+            );
+            ExitCode::SUCCESS
+        }
+    })
+}
