@@ -33,10 +33,12 @@ pub struct ClaimedJob {
     pub errors: String,
     /// The token fencing this claim.
     pub lock_token: String,
+    /// When it became due (µs since the epoch).
+    pub run_at: i64,
 }
 
 const RETURNING: &str =
-    "id, queue, kind, args, attempt, max_attempts, timeout_ms, errors, lock_token";
+    "id, queue, kind, args, attempt, max_attempts, timeout_ms, errors, lock_token, run_at";
 
 fn claimed(row: &QueryResult) -> Result<ClaimedJob, DbErr> {
     Ok(ClaimedJob {
@@ -49,6 +51,7 @@ fn claimed(row: &QueryResult) -> Result<ClaimedJob, DbErr> {
         timeout_ms: row.try_get("", "timeout_ms")?,
         errors: row.try_get("", "errors")?,
         lock_token: row.try_get("", "lock_token")?,
+        run_at: row.try_get("", "run_at")?,
     })
 }
 
@@ -78,7 +81,7 @@ pub async fn claim(
                  UPDATE sen_jobs AS j SET state = 'running', attempt = j.attempt + 1,
                     lease_until = {now} + ?, lock_token = ?, attempted_at = {now}
                  FROM picked WHERE j.id = picked.id
-                 RETURNING j.id, j.queue, j.kind, j.args, j.attempt, j.max_attempts, j.timeout_ms, j.errors, j.lock_token"
+                 RETURNING j.id, j.queue, j.kind, j.args, j.attempt, j.max_attempts, j.timeout_ms, j.errors, j.lock_token, j.run_at"
             );
             let rows = db
                 .orm()
@@ -434,4 +437,25 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<JobRow>, DbErr> {
         ))
         .await?;
     row.as_ref().map(job_row).transpose()
+}
+
+/// Completes many claimed jobs in one statement; returns the ids that were
+/// still held (the others' claims were stale).
+pub async fn complete_many(db: &Db, jobs: &[(String, String)]) -> Result<Vec<String>, DbErr> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = db_now(db.backend());
+    let rows = vec!["(?, ?)"; jobs.len()].join(", ");
+    let sql = format!(
+        "UPDATE sen_jobs SET state = 'completed', finished_at = {now}, lease_until = NULL, lock_token = NULL
+         WHERE state = 'running' AND (id, lock_token) IN (VALUES {rows})
+         RETURNING id"
+    );
+    let values: Vec<Value> = jobs
+        .iter()
+        .flat_map(|(id, token)| [id.clone().into(), token.clone().into()])
+        .collect();
+    let done = db.orm().query_all_raw(db.statement(&sql, values)).await?;
+    done.iter().map(|r| r.try_get::<String>("", "id")).collect()
 }

@@ -9,10 +9,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use rand::Rng as _;
 use sen_core::jobs::{JobContext, JobHandler};
 use sen_core::{AppContext, Backend};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::queue::{self, ClaimedJob, FailOutcome};
@@ -76,6 +77,43 @@ struct Shared {
     /// Lock tokens with running jobs, and how many run under each.
     tokens: Mutex<HashMap<String, usize>>,
     wake: Arc<Notify>,
+    /// Completions go through one task that batches them into one UPDATE.
+    completions: mpsc::Sender<Completion>,
+}
+
+/// A finished job waiting for its completion to be recorded.
+struct Completion {
+    id: String,
+    token: String,
+    recorded: oneshot::Sender<Result<bool, String>>,
+}
+
+/// Most completions written by one statement.
+const COMPLETION_BATCH: usize = 256;
+
+/// Records completions: takes whatever has queued up (never waits to fill
+/// a batch, so a lone job completes at once) and writes it in one UPDATE.
+async fn complete_in_batches(ctx: AppContext, mut rx: mpsc::Receiver<Completion>) {
+    let mut batch = Vec::with_capacity(COMPLETION_BATCH);
+    while rx.recv_many(&mut batch, COMPLETION_BATCH).await > 0 {
+        let pairs: Vec<(String, String)> = batch
+            .iter()
+            .map(|c| (c.id.clone(), c.token.clone()))
+            .collect();
+        match queue::complete_many(ctx.db(), &pairs).await {
+            Ok(done) => {
+                for c in batch.drain(..) {
+                    let held = done.contains(&c.id);
+                    let _ = c.recorded.send(Ok(held));
+                }
+            }
+            Err(e) => {
+                for c in batch.drain(..) {
+                    let _ = c.recorded.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
 }
 
 /// A running worker role; `stop` shuts it down gracefully.
@@ -93,13 +131,17 @@ pub struct RunningWorker {
 pub fn start(ctx: AppContext, config: WorkerConfig) -> Result<RunningWorker, WorkerError> {
     let handlers = handlers(&ctx)?;
     let wake = Arc::new(Notify::new());
+    let (completions, completion_rx) = mpsc::channel(COMPLETION_BATCH * 4);
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         handlers,
         config: config.clone(),
         tokens: Mutex::default(),
         wake,
+        completions,
     });
+    // Ends when every sender (the shared state) is gone, after the queues drained.
+    tokio::spawn(complete_in_batches(ctx.clone(), completion_rx));
     let (stop_claiming, claiming_stopped) = watch::channel(false);
     let (stop_background, stopped) = watch::channel(false);
     let mut queues = JoinSet::new();
@@ -114,6 +156,7 @@ pub fn start(ctx: AppContext, config: WorkerConfig) -> Result<RunningWorker, Wor
     let mut background = JoinSet::new();
     background.spawn(heartbeat(shared.clone(), stopped.clone()));
     background.spawn(rescuer(shared.clone(), stopped.clone()));
+    background.spawn(report_depths(shared.clone(), stopped.clone()));
     background.spawn(forward_local_wakeups(shared.clone(), stopped.clone()));
     background.spawn(crate::outbox::run(
         ctx.clone(),
@@ -275,6 +318,9 @@ async fn run_queue(
 /// Runs one claimed job to its recorded outcome.
 async fn execute(shared: &Shared, job: ClaimedJob) {
     let started = Instant::now();
+    let waited_us = sen_core::jobs::micros(chrono::Utc::now()) - job.run_at;
+    metrics::histogram!("job_queue_wait_seconds", "queue" => job.queue.clone())
+        .record(waited_us.max(0) as f64 / 1e6);
     let db = shared.ctx.db();
     let Some(handler) = shared.handlers.get(job.kind.as_str()) else {
         let msg = format!("no handler for job kind `{}` in this worker", job.kind);
@@ -290,25 +336,41 @@ async fn execute(shared: &Shared, job: ClaimedJob) {
     };
     let timeout = Duration::from_millis(u64::try_from(job.timeout_ms).unwrap_or(0));
     let run = handler.run(jctx, &job.args);
-    // Its own task: a panic becomes a JoinError here, never a dead worker.
-    let outcome = tokio::spawn(tokio::time::timeout(timeout, run)).await;
+    // A panic becomes an error here, never a dead worker.
+    let outcome = std::panic::AssertUnwindSafe(tokio::time::timeout(timeout, run))
+        .catch_unwind()
+        .await;
     let kind = job.kind.clone();
     let backoff = handler
         .options()
         .backoff
         .delay(job.attempt, rand::rng().random::<f64>());
     match outcome {
-        Ok(Ok(Ok(()))) => match queue::complete(db, &job).await {
-            Ok(true) => {
-                metrics::counter!("jobs_completed_total", "kind" => kind.clone()).increment(1)
+        Ok(Ok(Ok(()))) => {
+            let (recorded, result) = oneshot::channel();
+            let completion = Completion {
+                id: job.id.clone(),
+                token: job.lock_token.clone(),
+                recorded,
+            };
+            let result = match shared.completions.send(completion).await {
+                Ok(()) => result
+                    .await
+                    .unwrap_or_else(|_| Err("completion writer stopped".into())),
+                Err(_) => queue::complete(db, &job).await.map_err(|e| e.to_string()),
+            };
+            match result {
+                Ok(true) => {
+                    metrics::counter!("jobs_completed_total", "kind" => kind.clone()).increment(1)
+                }
+                Ok(false) => {
+                    tracing::warn!(job = %job.id, "completion rejected: the lease was lost or the job cancelled")
+                }
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e, "could not record completion; the rescuer will rerun it")
+                }
             }
-            Ok(false) => {
-                tracing::warn!(job = %job.id, "completion rejected: the lease was lost or the job cancelled")
-            }
-            Err(e) => {
-                tracing::warn!(job = %job.id, error = %e, "could not record completion; the rescuer will rerun it")
-            }
-        },
+        }
         Ok(Ok(Err(e))) => {
             record_failure(shared, &job, e.message(), e.is_retryable(), backoff).await
         }
@@ -322,18 +384,15 @@ async fn execute(shared: &Shared, job: ClaimedJob) {
             )
             .await
         }
-        Err(join) => {
-            let msg = match join.try_into_panic() {
-                Ok(payload) => format!(
-                    "panicked: {}",
-                    payload
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_default()
-                ),
-                Err(_) => "cancelled".to_string(),
-            };
+        Err(payload) => {
+            let msg = format!(
+                "panicked: {}",
+                payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default()
+            );
             record_failure(shared, &job, &msg, true, backoff).await;
         }
     }
@@ -414,6 +473,30 @@ async fn rescuer(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                 shared.wake.notify_waiters();
             }
             Err(e) => tracing::warn!(error = %e, "rescuing expired jobs failed"),
+        }
+    }
+}
+
+/// Publishes `jobs{queue,state}` gauges and the oldest ready job's age
+/// every few seconds, for `/metrics` and the dashboard.
+async fn report_depths(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        match queue::stats(shared.ctx.db()).await {
+            Ok(stats) => {
+                for q in stats {
+                    for (state, n) in &q.states {
+                        metrics::gauge!("jobs", "queue" => q.queue.clone(), "state" => state.clone()).set(*n as f64);
+                    }
+                    let age = q.oldest_ready_ms.unwrap_or(0) as f64 / 1000.0;
+                    metrics::gauge!("jobs_oldest_ready_seconds", "queue" => q.queue.clone())
+                        .set(age);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "queue statistics unavailable"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stopped.changed() => return,
         }
     }
 }
