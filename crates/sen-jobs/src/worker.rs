@@ -41,7 +41,7 @@ impl WorkerConfig {
             queues: c.worker_queues.clone(),
             lease: Duration::from_millis(c.job_lease_ms),
             poll: Duration::from_millis(c.job_poll_ms),
-            batch: 64,
+            batch: 256,
             grace: c.shutdown_grace(),
         }
     }
