@@ -36,23 +36,25 @@ pub fn build_router(ctx: AppContext) -> anyhow::Result<(Router, utoipa::openapi:
     }
     metrics::handle();
 
+    // One composed stack, applied once: each `Router::layer` call would box
+    // every route again, and each box level costs an allocation and a clone
+    // per request. Outermost first.
+    let stack = tower::ServiceBuilder::new()
+        .layer(from_fn_with_state(
+            Edge {
+                security_headers: SecurityHeaders::new(config.hsts),
+            },
+            edge::edge,
+        ))
+        .option_layer(cors(&config.cors_origins)?)
+        .layer(CompressionLayer::new())
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(CatchPanicLayer::custom(fallback::panic_response));
     let router = router
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .with_state(ctx)
-        .layer(CatchPanicLayer::custom(fallback::panic_response))
-        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
-        .layer(CompressionLayer::new());
-    let router = match cors(&config.cors_origins)? {
-        Some(cors) => router.layer(cors),
-        None => router,
-    };
-    let router = router.layer(from_fn_with_state(
-        Edge {
-            security_headers: SecurityHeaders::new(config.hsts),
-        },
-        edge::edge,
-    ));
+        .layer(stack);
     Ok((router, spec))
 }
 
