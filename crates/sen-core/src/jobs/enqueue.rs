@@ -128,12 +128,17 @@ impl NewJob {
         &self.kind
     }
 
-    fn row(&self, id: &str) -> [Value; 9] {
-        [
+    /// The parameters of one row of [`values_sql`], in its order:
+    /// id, queue, kind, args, (run_at, delay) for the state, (run_at, delay)
+    /// for run_at, priority, max_attempts, timeout_ms.
+    fn values(&self, id: &str) -> Vec<Value> {
+        vec![
             id.into(),
             self.queue.clone().into(),
             self.kind.clone().into(),
             self.args.clone().into(),
+            self.run_at.into(),
+            self.delay_us.into(),
             self.run_at.into(),
             self.delay_us.into(),
             self.priority.into(),
@@ -225,15 +230,7 @@ impl Jobs {
                 });
             }
         }
-        let row = job.row(&id);
-        let mut values: Vec<Value> = row[..4].to_vec();
-        values.extend([
-            row[4].clone(),
-            row[5].clone(),
-            row[4].clone(),
-            row[5].clone(),
-        ]);
-        values.extend(row[6..].iter().cloned());
+        let mut values = job.values(&id);
         values.push(job.unique_key.clone().into());
         let sql = format!(
             "INSERT INTO sen_jobs (id, queue, kind, args, state, run_at, priority, max_attempts, timeout_ms, created_at, unique_key) \
@@ -289,15 +286,7 @@ impl Jobs {
             let mut rows = Vec::with_capacity(chunk.len());
             for job in chunk {
                 let id = uuid::Uuid::now_v7().to_string();
-                let row = job.row(&id);
-                values.extend(row[..4].iter().cloned());
-                values.extend([
-                    row[4].clone(),
-                    row[5].clone(),
-                    row[4].clone(),
-                    row[5].clone(),
-                ]);
-                values.extend(row[6..].iter().cloned());
+                values.extend(job.values(&id));
                 rows.push(values_sql(self.backend, false));
                 out.push(Enqueued {
                     id,
