@@ -357,6 +357,49 @@ async fn unique_keys_dedupe_live_jobs_and_once_keys_forever(app: TestApp) {
     );
 }
 
+async fn enqueue_many_answers_in_input_order(app: TestApp) {
+    let first = app
+        .ctx
+        .jobs()
+        .enqueue(
+            app.ctx.db().orm(),
+            NewJob::of(&Record { tag: "m".into() })
+                .unwrap()
+                .unique("m1"),
+        )
+        .await
+        .unwrap();
+    let jobs = vec![
+        NewJob::of(&Record { tag: "p1".into() }).unwrap(),
+        NewJob::of(&Record { tag: "m".into() })
+            .unwrap()
+            .unique("m1"),
+        NewJob::of(&Record { tag: "p2".into() }).unwrap(),
+    ];
+    let out = app
+        .ctx
+        .jobs()
+        .enqueue_many(app.ctx.db().orm(), jobs)
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 3);
+    assert!(!out[0].duplicate && out[1].duplicate && !out[2].duplicate);
+    assert_eq!(out[1].id, first.id, "the keyed job answers in its own slot");
+    let db = app.ctx.db();
+    for (slot, tag) in [(0, "p1"), (2, "p2")] {
+        let row = db
+            .orm()
+            .query_one_raw(db.statement(
+                "SELECT args FROM sen_jobs WHERE id = ?",
+                [out[slot].id.clone().into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(row.try_get::<String>("", "args").unwrap().contains(tag));
+    }
+}
+
 async fn delayed_jobs_wait_for_their_time(app: TestApp) {
     let id = enqueue(
         &app,
@@ -888,6 +931,7 @@ sen_testkit::both_backends!(spawn;
     exhausted_attempts_end_dead_with_every_error,
     two_schedulers_fire_each_tick_exactly_once,
     a_repeated_dispatch_enqueues_nothing_twice,
+    enqueue_many_answers_in_input_order,
 );
 
 mod with_workers {

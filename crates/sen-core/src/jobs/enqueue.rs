@@ -270,25 +270,26 @@ impl Jobs {
         })
     }
 
-    /// Enqueues many jobs in few statements; jobs with unique or once keys
-    /// go one by one so their keys are honoured.
+    /// Enqueues many jobs in few statements, answering in input order; jobs
+    /// with unique or once keys go one by one so their keys are honoured.
     pub async fn enqueue_many(
         &self,
         conn: &impl ConnectionTrait,
         jobs: Vec<NewJob>,
     ) -> Result<Vec<Enqueued>, DbErr> {
-        let mut out = Vec::with_capacity(jobs.len());
+        let mut out: Vec<Option<Enqueued>> = vec![None; jobs.len()];
         let (keyed, plain): (Vec<_>, Vec<_>) = jobs
             .into_iter()
-            .partition(|j| j.unique_key.is_some() || j.once_key.is_some());
+            .enumerate()
+            .partition(|(_, j)| j.unique_key.is_some() || j.once_key.is_some());
         for chunk in plain.chunks(BATCH_ROWS) {
             let mut values = Vec::with_capacity(chunk.len() * 11);
             let mut rows = Vec::with_capacity(chunk.len());
-            for job in chunk {
+            for (i, job) in chunk {
                 let id = uuid::Uuid::now_v7().to_string();
                 values.extend(job.values(&id));
                 rows.push(values_sql(self.backend, false));
-                out.push(Enqueued {
+                out[*i] = Some(Enqueued {
                     id,
                     duplicate: false,
                 });
@@ -302,10 +303,11 @@ impl Jobs {
         if !plain.is_empty() {
             self.after_insert(conn).await?;
         }
-        for job in keyed {
-            out.push(self.enqueue(conn, job).await?);
+        for (i, job) in keyed {
+            out[i] = Some(self.enqueue(conn, job).await?);
         }
-        Ok(out)
+        // Every slot was filled by exactly one of the two loops above.
+        Ok(out.into_iter().flatten().collect())
     }
 
     async fn after_insert(&self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
