@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP stack benchmark: bare hyper (the ceiling) vs `sen serve` (release,
+# HTTP stack benchmark: bare hyper (the ceiling), bare axum (reference) and `sen serve` (release,
 # full middleware: request id, tracing span, metrics, security headers,
 # CORS, compression, body limit, panic guard, timeout) on 127.0.0.1, with
 # wrk, for a bounded time each. Prints a table and writes bench/RESULTS.md.
@@ -53,6 +53,12 @@ wait_port "$hello_port"
 measure "bare-hyper" "http://127.0.0.1:$hello_port/"
 kill "${pids[-1]}"
 
+axum_port=$(free_port)
+target/release/hello-axum "$axum_port" & pids+=($!)
+wait_port "$axum_port"
+measure "bare-axum" "http://127.0.0.1:$axum_port/"
+kill "${pids[-1]}"
+
 sen_port=$(free_port)
 export SEN_DATABASE_URL="sqlite://$work/sen.db" SEN_PORT=$sen_port RUST_LOG=info
 target/release/sen migrate >/dev/null 2>&1
@@ -64,7 +70,7 @@ measure "sen-/api/v1/system/info" "http://127.0.0.1:$sen_port/api/v1/system/info
 ceiling=$(awk '$1=="bare-hyper" {print $2}' "$work/results")
 table=$(awk -v c="$ceiling" -v t="$TARGET_RATIO" '
   BEGIN { printf "| target | req/s | p50 ms | p99 ms | ratio to ceiling | verdict |\n|---|---:|---:|---:|---:|---|\n" }
-  { r = $2 / c; v = ($1 == "bare-hyper") ? "ceiling" : (r >= t ? "meets >= " t : "BELOW " t);
+  { r = $2 / c; v = ($1 == "bare-hyper") ? "ceiling" : ($1 == "bare-axum") ? "reference: framework without middleware" : (r >= t ? "meets >= " t : "BELOW " t);
     printf "| %s | %.0f | %s | %s | %.2f | %s |\n", $1, $2, $3, $4, r, v }' "$work/results")
 
 echo

@@ -221,3 +221,54 @@ async fn fire(ctx: &AppContext, schedule: &Schedule, tick: DateTime<Utc>) -> Res
     }
     Ok(())
 }
+
+/// A schedule as operators see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScheduleInfo {
+    /// Name.
+    pub name: &'static str,
+    /// Cron expression.
+    pub cron: String,
+    /// Time zone.
+    pub time_zone: String,
+    /// The last tick enqueued by any scheduler (RFC 3339), if any.
+    pub last_fire_at: Option<String>,
+    /// The next tick after now (RFC 3339).
+    pub next_fire_at: Option<String>,
+}
+
+/// Every schedule with its last and next tick.
+pub async fn list(ctx: &AppContext) -> anyhow::Result<Vec<ScheduleInfo>> {
+    let now = Utc::now();
+    let mut out = Vec::new();
+    for (schedule, cron, tz) in schedules(ctx)? {
+        let entry = Entry {
+            schedule,
+            cron,
+            tz,
+            last: now,
+        };
+        let last = last_fired(ctx, entry.schedule.name).await?;
+        out.push(ScheduleInfo {
+            name: entry.schedule.name,
+            cron: entry.schedule.cron.clone(),
+            time_zone: entry.schedule.time_zone.clone(),
+            last_fire_at: last.map(sen_core::clock::iso),
+            next_fire_at: entry.next_after(now).map(sen_core::clock::iso),
+        });
+    }
+    Ok(out)
+}
+
+/// Enqueues schedule `name`'s job now, outside its cadence; returns the job id.
+pub async fn run_now(ctx: &AppContext, name: &str) -> anyhow::Result<String> {
+    let (schedule, _, _) = schedules(ctx)?
+        .into_iter()
+        .find(|(s, _, _)| s.name == name)
+        .ok_or_else(|| anyhow::anyhow!("no schedule named `{name}`"))?;
+    let job = schedule
+        .job
+        .clone()
+        .once(format!("cron:{name}:manual:{}", uuid::Uuid::now_v7()));
+    Ok(ctx.jobs().enqueue(ctx.db().orm(), job).await?.id)
+}

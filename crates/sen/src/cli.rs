@@ -114,6 +114,13 @@ pub enum JobsAction {
     },
     /// Counts per queue and state, and the age of the oldest ready job.
     Stats,
+    /// Cron schedules with their last and next tick.
+    Schedules,
+    /// Enqueue a schedule's job now, outside its cadence.
+    RunNow {
+        /// Schedule name.
+        name: String,
+    },
 }
 
 /// `sen config` actions.

@@ -297,6 +297,18 @@ async fn jobs(config: Config, apps: AppsFn, action: JobsAction) -> anyhow::Resul
         },
         JobsAction::Retry { id } => found(queue::retry(db, &id).await?, &id, "retrying"),
         JobsAction::Cancel { id } => found(queue::cancel(db, &id).await?, &id, "cancelled"),
+        JobsAction::Schedules => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&sen_jobs::scheduler::list(&ctx).await?)?
+            );
+            ExitCode::SUCCESS
+        }
+        JobsAction::RunNow { name } => {
+            let id = sen_jobs::scheduler::run_now(&ctx, &name).await?;
+            println!("enqueued {id}");
+            ExitCode::SUCCESS
+        }
         JobsAction::Stats => {
             println!(
                 "{}",

@@ -455,3 +455,35 @@ async fn workers_survive_a_postgres_crash_restart() {
     sigterm(&w);
     assert!(wait_exit(&mut w, Duration::from_secs(15)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_are_listed_and_run_on_demand() {
+    let c = cluster(&[("CHAOS_SCHEDULE", "1")]).await;
+    let out = run_exe(SEN_TEST_JOBS, c.dir.path(), &["jobs", "schedules"], &c.env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["name"], "chaos.tick");
+    assert_eq!(list[0]["cron"], "* * * * * *");
+    assert!(list[0]["last_fire_at"].is_null(), "never fired yet");
+    assert!(list[0]["next_fire_at"].as_str().unwrap().ends_with('Z'));
+    let out = run_exe(
+        SEN_TEST_JOBS,
+        c.dir.path(),
+        &["jobs", "run-now", "chaos.tick"],
+        &c.env,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout)
+        .trim()
+        .strip_prefix("enqueued ")
+        .unwrap()
+        .to_string();
+    assert_eq!(c.state(&id).await.0, "available");
+    let out = run_exe(
+        SEN_TEST_JOBS,
+        c.dir.path(),
+        &["jobs", "run-now", "nope"],
+        &c.env,
+    );
+    assert_clean_failure(&out, "no schedule named `nope`");
+}
