@@ -301,10 +301,10 @@ async fn cors_allows_only_configured_origins(app: TestApp) {
 }
 
 async fn in_flight_request_finishes_on_shutdown(mut app: TestApp) {
-    let url = app.url("/api/v1/probe/slow?ms=700");
+    let url = app.url("/api/v1/probe/slow?ms=1500");
     let client = app.client.clone();
     let in_flight = tokio::spawn(async move { client.get(url).send().await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     app.begin_shutdown();
     let response = in_flight
         .await

@@ -407,7 +407,7 @@ async fn delayed_jobs_wait_for_their_time(app: TestApp) {
             tag: "later".into(),
         })
         .unwrap()
-        .delay(Duration::from_millis(400)),
+        .delay(Duration::from_millis(2_000)),
     )
     .await;
     assert_eq!(job_state(&app, &id).await.0, "scheduled");
@@ -417,7 +417,7 @@ async fn delayed_jobs_wait_for_their_time(app: TestApp) {
             .unwrap()
             .is_empty()
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
     let claimed = queue::claim(app.ctx.db(), "default", 10, Duration::from_secs(30))
         .await
         .unwrap();
