@@ -316,27 +316,7 @@ async fn two_scheduler_processes_fire_each_tick_once() {
     sigterm(&s2);
     assert!(wait_exit(&mut s1, Duration::from_secs(15)).success());
     assert!(wait_exit(&mut s2, Duration::from_secs(15)).success());
-    let db = c.ctx.db();
-    let rows = db
-        .orm()
-        .query_all_raw(db.statement(
-            "SELECT key FROM sen_job_keys WHERE key LIKE 'cron:chaos.tick:%' ORDER BY key",
-            [],
-        ))
-        .await
-        .unwrap();
-    let ticks: Vec<i64> = rows
-        .iter()
-        .map(|r| {
-            r.try_get::<String>("", "key")
-                .unwrap()
-                .rsplit(':')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let ticks = common::cron_ticks(&c.ctx, "chaos.tick").await;
     let expected = seconds as usize;
     assert!(
         ticks.len() + 3 >= expected,

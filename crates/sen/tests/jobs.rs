@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use sea_orm::ConnectionTrait;
@@ -663,27 +665,7 @@ async fn two_schedulers_fire_each_tick_exactly_once(app: TestApp) {
     tokio::time::sleep(Duration::from_millis(4_500)).await;
     a.stop().await;
     b.stop().await;
-    let db = app.ctx.db();
-    let rows = db
-        .orm()
-        .query_all_raw(db.statement(
-            "SELECT key FROM sen_job_keys WHERE key LIKE 'cron:test.every-second:%' ORDER BY key",
-            [],
-        ))
-        .await
-        .unwrap();
-    let ticks: Vec<i64> = rows
-        .iter()
-        .map(|r| {
-            r.try_get::<String>("", "key")
-                .unwrap()
-                .rsplit(':')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let ticks = common::cron_ticks(&app.ctx, "test.every-second").await;
     assert!(ticks.len() >= 4, "a tick per second: {ticks:?}");
     for pair in ticks.windows(2) {
         assert_eq!(

@@ -117,3 +117,29 @@ pub fn apps() -> Apps {
 pub async fn spawn(backend: Backend) -> TestApp {
     TestApp::builder(backend).apps(apps()).spawn().await
 }
+
+/// The ticks (µs since the epoch) schedule `name` has enqueued, in order,
+/// read from their once keys `cron:{name}:{tick}`.
+pub async fn cron_ticks(ctx: &sen_core::AppContext, name: &str) -> Vec<i64> {
+    use sea_orm::ConnectionTrait as _;
+    let db = ctx.db();
+    let rows = db
+        .orm()
+        .query_all_raw(db.statement(
+            "SELECT key FROM sen_job_keys WHERE key LIKE ? ORDER BY key",
+            [format!("cron:{name}:%").into()],
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            r.try_get::<String>("", "key")
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
