@@ -34,7 +34,7 @@ pub fn shared() -> &'static PgServer {
             admin_url: url,
             control: None,
         }),
-        Err(_) => start().map_err(|e| format!("{e:#}")),
+        Err(_) => start(false).map_err(|e| format!("{e:#}")),
     });
     match server {
         Ok(s) => s,
@@ -58,8 +58,12 @@ impl PgServer {
     }
 
     /// A server of this test's own (for tests that crash or restart it).
+    /// Commits are synchronous here: with `synchronous_commit=off` a crash
+    /// forgets commits PostgreSQL already acknowledged, which would make a
+    /// crash test blame the queue for the server's documented trade-off.
+    /// `fsync` stays off: a killed server process leaves the OS page cache.
     pub fn start_dedicated() -> anyhow::Result<PgServer> {
-        start()
+        start(true)
     }
 
     /// `pg_ctl restart -m immediate`: a crash and recovery, same port.
@@ -145,7 +149,7 @@ fn run(bin: &Path, program: &str, args: &[&str], as_postgres: bool) -> anyhow::R
     Ok(())
 }
 
-fn start() -> anyhow::Result<PgServer> {
+fn start(durable: bool) -> anyhow::Result<PgServer> {
     let bin = bin_dir().ok_or_else(|| {
         anyhow::anyhow!("PostgreSQL server not installed (apt-get install postgresql)")
     })?;
@@ -179,8 +183,9 @@ fn start() -> anyhow::Result<PgServer> {
     )?;
     let port = crate::free_port();
     let opts = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB",
-        dir.display()
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit={} -c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB",
+        dir.display(),
+        if durable { "on" } else { "off" }
     );
     let log = dir.join("server.log").to_string_lossy().to_string();
     run(

@@ -397,25 +397,37 @@ async fn workers_survive_a_postgres_crash_restart() {
     })
     .await;
     pg.restart_immediate().unwrap();
-    eventually(
-        "every job completed after the restart",
-        Duration::from_secs(90),
-        || async {
-            let db = c.ctx.db();
-            match db
-                .orm()
-                .query_one_raw(db.statement(
-                    "SELECT COUNT(*) FROM sen_jobs WHERE state = 'completed'",
-                    [],
-                ))
-                .await
-            {
-                Ok(Some(row)) => row.try_get_by_index::<i64>(0).unwrap_or(0) == 300,
-                _ => false,
-            }
-        },
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let db = c.ctx.db();
+        let states = db
+            .orm()
+            .query_all_raw(db.statement(
+                "SELECT state, COUNT(*) FROM sen_jobs GROUP BY state ORDER BY state",
+                [],
+            ))
+            .await
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        let state = r.try_get_by_index::<String>(0).unwrap_or_default();
+                        let n = r.try_get_by_index::<i64>(1).unwrap_or(0);
+                        (state, n)
+                    })
+                    .collect::<Vec<_>>()
+            });
+        if let Ok(s) = &states
+            && s == &[("completed".to_string(), 300)]
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs never all completed after the restart: {states:?}\n{}",
+            c.log("w")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         w.try_wait().unwrap().is_none(),
         "the worker process survived"
