@@ -32,6 +32,29 @@ pub trait App: Send + Sync + 'static {
     fn routes(&self) -> OpenApiRouter<AppContext> {
         OpenApiRouter::new()
     }
+    /// Runs once per process before it serves or works, after migrations:
+    /// load keys, attach shared state with `ctx.insert_extension`, install
+    /// an authenticator. A failure stops start-up with the app's name.
+    fn start<'a>(
+        &'a self,
+        ctx: &'a AppContext,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
+        let _ = ctx;
+        Box::pin(async { Ok(()) })
+    }
+    /// Routes mounted at the root instead of `/api/v1/{name}`: for the
+    /// platform's fixed paths (`/api/v1/me`, `/.well-known/…`, `/oauth/…`).
+    fn root_routes(&self) -> OpenApiRouter<AppContext> {
+        OpenApiRouter::new()
+    }
+    /// Permissions the app's endpoints check (`{app}:{action}`).
+    fn permissions(&self) -> Vec<crate::rbac::PermissionDecl> {
+        Vec::new()
+    }
+    /// Roles beyond the free `{app}.admin` and `{app}.viewer`.
+    fn roles(&self) -> Vec<crate::rbac::RoleDecl> {
+        Vec::new()
+    }
     /// The app's background job kinds.
     fn jobs(&self) -> Vec<crate::jobs::JobHandler> {
         Vec::new()

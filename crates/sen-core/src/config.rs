@@ -113,6 +113,22 @@ pub struct Config {
     pub job_lease_ms: u64,
     /// Longest pause between claims when no wake-up arrives, in milliseconds.
     pub job_poll_ms: u64,
+    /// The URL users reach this deployment at (token issuer, links in mail);
+    /// unset = `http://{host}:{port}`.
+    pub public_url: Option<String>,
+    /// Access-token lifetime in seconds (also the longest a revoked session's
+    /// last access token keeps working for API calls that skip the session check).
+    pub auth_access_ttl_secs: u64,
+    /// Absolute session lifetime in seconds: refresh stops working after it.
+    pub auth_session_ttl_secs: u64,
+    /// `EdDSA` (default) or `RS256` for new signing keys.
+    pub auth_jwt_alg: String,
+    /// Days between scheduled signing-key rotations.
+    pub auth_key_rotation_days: u64,
+    /// Mark auth cookies `Secure` (keep on; browsers accept it on http://localhost).
+    pub auth_cookie_secure: bool,
+    /// Password hashes computed at once (unset = cores − 1, at least 1).
+    pub auth_hash_concurrency: Option<usize>,
 }
 
 impl Default for Config {
@@ -140,6 +156,13 @@ impl Default for Config {
             worker_queues: vec![("default".into(), 10)],
             job_lease_ms: 30_000,
             job_poll_ms: 1_000,
+            public_url: None,
+            auth_access_ttl_secs: 900,
+            auth_session_ttl_secs: 30 * 24 * 3600,
+            auth_jwt_alg: "EdDSA".into(),
+            auth_key_rotation_days: 30,
+            auth_cookie_secure: true,
+            auth_hash_concurrency: None,
         }
     }
 }
@@ -250,6 +273,41 @@ pub const KEYS: &[KeyDoc] = &[
         key: "metrics_enabled",
         env: "SEN_METRICS_ENABLED",
         help: "serve /metrics (default true)",
+    },
+    KeyDoc {
+        key: "public_url",
+        env: "SEN_PUBLIC_URL",
+        help: "URL users reach this deployment at (default http://{host}:{port})",
+    },
+    KeyDoc {
+        key: "auth_access_ttl_secs",
+        env: "SEN_AUTH_ACCESS_TTL_SECS",
+        help: "access-token lifetime (default 900)",
+    },
+    KeyDoc {
+        key: "auth_session_ttl_secs",
+        env: "SEN_AUTH_SESSION_TTL_SECS",
+        help: "absolute session lifetime (default 30 days)",
+    },
+    KeyDoc {
+        key: "auth_jwt_alg",
+        env: "SEN_AUTH_JWT_ALG",
+        help: "EdDSA | RS256 for new signing keys (default EdDSA)",
+    },
+    KeyDoc {
+        key: "auth_key_rotation_days",
+        env: "SEN_AUTH_KEY_ROTATION_DAYS",
+        help: "days between signing-key rotations (default 30)",
+    },
+    KeyDoc {
+        key: "auth_cookie_secure",
+        env: "SEN_AUTH_COOKIE_SECURE",
+        help: "mark auth cookies Secure (default true)",
+    },
+    KeyDoc {
+        key: "auth_hash_concurrency",
+        env: "SEN_AUTH_HASH_CONCURRENCY",
+        help: "password hashes at once (default cores - 1)",
     },
     KeyDoc {
         key: "worker_port",
@@ -370,6 +428,38 @@ impl Config {
                 ));
             }
         }
+        if !matches!(self.auth_jwt_alg.as_str(), "EdDSA" | "RS256") {
+            return Err(fail("auth_jwt_alg", "must be EdDSA or RS256".into()));
+        }
+        if self.auth_access_ttl_secs < 30 || self.auth_access_ttl_secs > 3600 {
+            return Err(fail(
+                "auth_access_ttl_secs",
+                "must be between 30 and 3600".into(),
+            ));
+        }
+        if self.auth_session_ttl_secs < self.auth_access_ttl_secs {
+            return Err(fail(
+                "auth_session_ttl_secs",
+                "must be at least the access-token lifetime".into(),
+            ));
+        }
+        if self.auth_key_rotation_days == 0 {
+            return Err(fail("auth_key_rotation_days", "must be at least 1".into()));
+        }
+        if self.auth_hash_concurrency == Some(0) {
+            return Err(fail("auth_hash_concurrency", "must be at least 1".into()));
+        }
+        if let Some(u) = &self.public_url {
+            let ok = url::Url::parse(u)
+                .map(|p| matches!(p.scheme(), "http" | "https") && p.query().is_none())
+                .unwrap_or(false);
+            if !ok || u.ends_with('/') {
+                return Err(fail(
+                    "public_url",
+                    format!("{u:?} must be an http(s) URL without a trailing slash"),
+                ));
+            }
+        }
         if let Some(key) = &self.secret_key
             && key.expose().chars().count() < 32
         {
@@ -381,6 +471,13 @@ impl Config {
     /// The REST handler time limit.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The deployment's public URL (no trailing slash).
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{}", self.host, self.port))
     }
 
     /// The shutdown grace period.

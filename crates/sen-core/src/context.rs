@@ -36,7 +36,14 @@ struct Inner {
     instance_id: Uuid,
     started_at: DateTime<Utc>,
     system_info: std::sync::OnceLock<bytes::Bytes>,
+    rbac: crate::rbac::Rbac,
+    authenticator: std::sync::OnceLock<Arc<dyn crate::principal::Authenticator>>,
+    extensions: std::sync::RwLock<Extensions>,
+    started: tokio::sync::OnceCell<()>,
 }
+
+/// Shared state platform crates attach at start-up, one value per type.
+type Extensions = std::collections::HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>;
 
 /// The result of one readiness check.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -97,6 +104,7 @@ impl AppContext {
         )
         .await?;
         let db_backend = db.backend();
+        let rbac = crate::rbac::Rbac::from_apps(&apps)?;
         let (cache, pubsub, redis): (SharedCache, SharedPubSub, _) = match &config.redis_url {
             Some(url) => {
                 let link = RedisLink::connect(url.expose(), &config.redis_prefix).await?;
@@ -126,6 +134,10 @@ impl AppContext {
                 instance_id: Uuid::now_v7(),
                 started_at: Utc::now(),
                 system_info: std::sync::OnceLock::new(),
+                rbac,
+                authenticator: std::sync::OnceLock::new(),
+                extensions: std::sync::RwLock::new(Extensions::new()),
+                started: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -173,6 +185,59 @@ impl AppContext {
     /// The registered apps.
     pub fn apps(&self) -> &Apps {
         &self.inner.apps
+    }
+
+    /// Every declared permission and role.
+    pub fn rbac(&self) -> &crate::rbac::Rbac {
+        &self.inner.rbac
+    }
+
+    /// Installs the authenticator (once, at wiring time; `sen-auth` supplies it).
+    /// Returns false when one was already installed.
+    pub fn set_authenticator(&self, a: Arc<dyn crate::principal::Authenticator>) -> bool {
+        self.inner.authenticator.set(a).is_ok()
+    }
+
+    /// The installed authenticator; without one every request is anonymous.
+    pub fn authenticator(&self) -> Option<&Arc<dyn crate::principal::Authenticator>> {
+        self.inner.authenticator.get()
+    }
+
+    /// Attaches shared state of type `T` (replacing any earlier one).
+    pub fn insert_extension<T: std::any::Any + Send + Sync>(&self, value: Arc<T>) {
+        let mut map = match self.inner.extensions.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        map.insert(std::any::TypeId::of::<T>(), value);
+    }
+
+    /// The shared state of type `T`, if a crate attached one.
+    pub fn extension<T: std::any::Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let map = match self.inner.extensions.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        map.get(&std::any::TypeId::of::<T>())
+            .cloned()
+            .and_then(|v| v.downcast::<T>().ok())
+    }
+
+    /// Runs every app's `start` hook once per process (later calls wait for
+    /// and return the first outcome's success; a failure is reported once).
+    pub async fn start_apps(&self) -> anyhow::Result<()> {
+        self.inner
+            .started
+            .get_or_try_init(|| async {
+                for app in self.apps().iter() {
+                    app.start(self).await.map_err(|e| {
+                        anyhow::anyhow!("app `{}` failed to start: {e:#}", app.name())
+                    })?;
+                }
+                Ok::<(), anyhow::Error>(())
+            })
+            .await
+            .map(|_| ())
     }
 
     /// This process's id (UUIDv7), unique across restarts.

@@ -78,6 +78,15 @@ impl App for SystemApp {
         ]
     }
 
+    fn permissions(&self) -> Vec<crate::rbac::PermissionDecl> {
+        use crate::rbac::PermissionDecl;
+        vec![
+            PermissionDecl::read("instances.read", "See the processes of this deployment"),
+            PermissionDecl::read("jobs.read", "See queues, jobs and schedules"),
+            PermissionDecl::write("jobs.write", "Retry, cancel and run jobs and schedules"),
+        ]
+    }
+
     fn routes(&self) -> OpenApiRouter<AppContext> {
         OpenApiRouter::new()
             .routes(routes!(info))
@@ -183,9 +192,15 @@ pub struct Instances {
 /// Processes of this deployment with a recent heartbeat, and their roles.
 #[utoipa::path(get, path = "/instances", tag = "system", responses(
     (status = 200, description = "Live processes", body = Instances),
+    (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "Lacks `system:instances.read`", body = crate::error::Problem, content_type = "application/problem+json"),
     (status = 503, description = "Database unavailable", body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
-async fn instances(State(ctx): State<AppContext>) -> AppResult<Json<Instances>> {
+async fn instances(
+    State(ctx): State<AppContext>,
+    me: crate::principal::Principal,
+) -> AppResult<Json<Instances>> {
+    me.require("system:instances.read")?;
     Ok(Json(Instances {
         items: live_instances(&ctx).await?,
     }))

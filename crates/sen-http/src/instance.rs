@@ -21,6 +21,7 @@ pub async fn run(
     listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    ctx.start_apps().await?;
     if let Err(e) = sen_core::system::beat(&ctx).await {
         tracing::warn!(error = %e, "first instance heartbeat failed");
     }

@@ -86,6 +86,18 @@ fn documented_routes(
                 panic_text(&p)
             )
         })?;
+        let root = catch_unwind(AssertUnwindSafe(|| app.root_routes())).map_err(|p| {
+            anyhow::anyhow!(
+                "app `{name}` declares conflicting routes: {}",
+                panic_text(&p)
+            )
+        })?;
+        api = catch_unwind(AssertUnwindSafe(move || api.merge(root))).map_err(|p| {
+            anyhow::anyhow!(
+                "app `{name}`'s root routes conflict with another app's: {}",
+                panic_text(&p)
+            )
+        })?;
     }
     let (api_router, api_spec) = api.split_for_parts();
     let (health_router, mut spec) =

@@ -80,6 +80,10 @@ impl TestAppBuilder {
         });
         config.redis_url = self.redis_url.clone().map(sen_core::config::Secret::new);
         config.redis_prefix = format!("t{}:", uuid::Uuid::now_v7().simple());
+        config.secret_key = Some(sen_core::config::Secret::new(format!(
+            "test-secret-{}",
+            uuid::Uuid::now_v7().simple()
+        )));
         for f in self.tweak.drain(..) {
             f(&mut config);
         }
@@ -89,7 +93,14 @@ impl TestAppBuilder {
     /// Connects, migrates, and starts serving.
     pub async fn spawn(mut self) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = self.build_config(dir.path()).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let mut config = self.build_config(dir.path()).await;
+        if config.public_url.is_none() {
+            config.public_url = Some(format!("http://{addr}"));
+        }
         let apps = match self.apps.take() {
             Some(a) => a,
             None => Apps::new()
@@ -100,10 +111,7 @@ impl TestAppBuilder {
             .await
             .expect("connect");
         ctx.migrate().await.expect("migrate");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("local addr");
+        ctx.start_apps().await.expect("start apps");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(sen_http::instance::run(
             ctx.clone(),

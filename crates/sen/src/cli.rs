@@ -65,6 +65,41 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Operator accounts (there are no default credentials).
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Token signing keys.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+/// `sen admin` actions.
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Create a user with the `owner` role. The password is read from
+    /// standard input (one line), never from the command line.
+    Create {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+        /// Display name (default: the part of the email before `@`).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// `sen keys` actions.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Publish a new signing key now; it signs after every instance has
+    /// loaded it, and the old key stays published until its tokens expire.
+    Rotate,
 }
 
 /// `sen migrate` actions.

@@ -13,11 +13,13 @@ use clap::Parser as _;
 use sen_core::config::LogFormat;
 use sen_core::{AppContext, Apps, Config, Role};
 
-use crate::cli::{Cli, Command, ConfigAction, JobsAction, MigrateAction};
+use crate::cli::{AdminAction, Cli, Command, ConfigAction, JobsAction, KeysAction, MigrateAction};
 
 /// The platform's own apps, registered explicitly; binaries add theirs.
 pub fn platform_apps() -> anyhow::Result<Apps> {
-    Ok(Apps::new().register(sen_core::system::SystemApp)?)
+    Ok(Apps::new()
+        .register(sen_core::system::SystemApp)?
+        .register(sen_auth::AuthApp)?)
 }
 
 /// Builds the apps of a binary (called once per command).
@@ -63,6 +65,12 @@ async fn run(cli: Cli, apps: AppsFn) -> anyhow::Result<ExitCode> {
             migrate(config, apps, action.unwrap_or(MigrateAction::Up)).await
         }
         Command::Jobs { action } => jobs(config, apps, action).await,
+        Command::Admin {
+            action: AdminAction::Create { email, name },
+        } => admin_create(config, apps, email, name).await,
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => keys_rotate(config, apps).await,
         Command::Openapi => {
             let spec = sen_http::router::openapi_spec(&apps()?)?;
             println!("{}", spec.to_pretty_json()?);
@@ -89,7 +97,39 @@ async fn bind(config: &Config, port: u16) -> anyhow::Result<tokio::net::TcpListe
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
-async fn dev(config: Config, apps: AppsFn) -> anyhow::Result<ExitCode> {
+/// `sen dev` needs no set-up: without `SEN_SECRET_KEY` it keeps a random
+/// key in `{data_dir}/secret.key` (mode 0600), created on first run.
+fn dev_secret(config: &mut Config) -> anyhow::Result<()> {
+    if config.secret_key.is_some() {
+        return Ok(());
+    }
+    let path = config.data_dir.join("secret.key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(k) if k.trim().len() >= 32 => k.trim().to_string(),
+        _ => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+            let key = sen_auth::crypto::random_token::<32>()?;
+            write_private(&path, &key)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            key
+        }
+    };
+    config.secret_key = Some(sen_core::config::Secret::new(key));
+    Ok(())
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(text.as_bytes())
+}
+
+async fn dev(mut config: Config, apps: AppsFn) -> anyhow::Result<ExitCode> {
+    dev_secret(&mut config)?;
     let ctx = connect(config, apps, vec![Role::Web, Role::Scheduler, Role::Worker]).await?;
     ctx.migrate().await.context("migrations failed")?;
     let listener = bind(ctx.config(), ctx.config().port).await?;
@@ -115,7 +155,7 @@ async fn dev(config: Config, apps: AppsFn) -> anyhow::Result<ExitCode> {
         sen_core::config::mask_url(ctx.config().database_url.expose())
     );
     println!(
-        "  Admin:     no accounts exist by default; the first admin is created with `sen admin create` (arrives with the identity issue)"
+        "  Admin:     no accounts exist by default; create the first with `sen admin create --email you@example.com`"
     );
     println!("  Stop with Ctrl-C.");
     println!();
@@ -129,6 +169,7 @@ async fn run_roles(
     ctx: AppContext,
     listener: Option<tokio::net::TcpListener>,
 ) -> anyhow::Result<ExitCode> {
+    ctx.start_apps().await?;
     let worker = if ctx.roles().contains(&Role::Worker) {
         Some(sen_jobs::start(
             ctx.clone(),
@@ -317,4 +358,55 @@ async fn jobs(config: Config, apps: AppsFn, action: JobsAction) -> anyhow::Resul
             ExitCode::SUCCESS
         }
     })
+}
+
+async fn admin_create(
+    mut config: Config,
+    apps: AppsFn,
+    email: String,
+    name: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    dev_secret_if_local(&mut config)?;
+    let ctx = connect(config, apps, Vec::new()).await?;
+    require_current_schema(&ctx).await?;
+    ctx.start_apps().await?;
+    eprint!("password for {email}: ");
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']).to_string();
+    match sen_auth::admin_cli::create_owner(&ctx, &email, name.as_deref(), password).await {
+        Ok((id, email)) => {
+            println!("created owner {email} ({id})");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn keys_rotate(mut config: Config, apps: AppsFn) -> anyhow::Result<ExitCode> {
+    dev_secret_if_local(&mut config)?;
+    let ctx = connect(config, apps, Vec::new()).await?;
+    require_current_schema(&ctx).await?;
+    ctx.start_apps().await?;
+    let state = sen_auth::AuthState::of(&ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let kid = state.keys.rotate(&ctx, state.access_ttl).await?;
+    println!(
+        "published key {kid}; it signs in {} s, once every instance has loaded it",
+        sen_auth::keys::PUBLISH_LEAD.as_secs()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Admin commands on the embedded SQLite database use the same
+/// `secret.key` `sen dev` created; elsewhere the key must be configured.
+fn dev_secret_if_local(config: &mut Config) -> anyhow::Result<()> {
+    if config.database_url.expose().starts_with("sqlite:") {
+        dev_secret(config)?;
+    }
+    Ok(())
 }

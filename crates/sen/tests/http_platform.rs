@@ -35,11 +35,21 @@ async fn system_info_reports_backends_roles_and_instance(app: TestApp) {
         .iter()
         .map(|a| a["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["system", "probe"]);
+    assert_eq!(names, ["system", "auth", "probe"]);
     let me = info["instance_id"].as_str().unwrap();
+    assert_problem(
+        app.get("/api/v1/system/instances").await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    let token = common::owner_token(&app).await;
     let list: Value = app
-        .get("/api/v1/system/instances")
+        .request(Method::GET, "/api/v1/system/instances")
+        .bearer_auth(&token)
+        .send()
         .await
+        .unwrap()
         .json()
         .await
         .unwrap();
@@ -89,6 +99,7 @@ async fn readiness_fails_when_schema_is_behind(app: TestApp) {
 }
 
 async fn readiness_fails_when_database_is_gone(app: TestApp) {
+    let token = common::owner_token(&app).await;
     app.ctx.db().close().await;
     let body = assert_problem(app.get("/readyz").await, 503, "not_ready").await;
     assert_eq!(body["checks"]["database"]["ok"], false, "{body}");
@@ -98,7 +109,11 @@ async fn readiness_fails_when_database_is_gone(app: TestApp) {
         "liveness does not depend on the database"
     );
     let body = assert_problem(
-        app.get("/api/v1/system/instances").await,
+        app.request(Method::GET, "/api/v1/system/instances")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
         503,
         "dependency_unavailable",
     )

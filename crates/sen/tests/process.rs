@@ -158,6 +158,33 @@ async fn production_roles_on_postgres() {
     let out = run(dir.path(), &["migrate", "status"], &env);
     assert_eq!(out.status.code(), Some(0));
 
+    // No default credentials: the first owner comes from the CLI, with the
+    // password on standard input (too weak a password is refused).
+    let out = run_with_input(
+        dir.path(),
+        &["admin", "create", "--email", "Ops@Example.com"],
+        &env,
+        "password\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("common"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run_with_input(
+        dir.path(),
+        &["admin", "create", "--email", "Ops@Example.com"],
+        &env,
+        "ops pass phrase\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("created owner ops@example.com"),
+        "{}",
+        text(&out.stdout)
+    );
+
     let mut web = spawn(dir.path(), &["serve"], &env, "web");
     let mut scheduler = spawn(dir.path(), &["worker", "--schedule"], &env, "scheduler");
     let mut normal = spawn(dir.path(), &["worker", "--normal"], &env, "normal");
@@ -165,6 +192,21 @@ async fn production_roles_on_postgres() {
     let instances_url = format!("http://127.0.0.1:{port}/api/v1/system/instances");
     wait_http(&info_url).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let login: Value = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "ops@example.com", "password": "ops pass phrase"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        client.get(&instances_url).send().await.unwrap().status(),
+        401,
+        "the process list is for operators"
+    );
     let roles_seen = |list: &Value| -> Vec<Value> {
         list["items"]
             .as_array()
@@ -185,6 +227,7 @@ async fn production_roles_on_postgres() {
         assert_eq!(info["roles"], serde_json::json!(["web"]));
         let info: Value = client
             .get(&instances_url)
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap()
@@ -212,6 +255,7 @@ async fn production_roles_on_postgres() {
     assert!(wait_exit(&mut scheduler, Duration::from_secs(15)).success());
     let info: Value = client
         .get(&instances_url)
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap()

@@ -109,8 +109,32 @@ pub fn apps() -> Apps {
     Apps::new()
         .register(sen_core::system::SystemApp)
         .unwrap()
+        .register(sen_auth::AuthApp)
+        .unwrap()
         .register(Probe)
         .unwrap()
+}
+
+/// Creates an owner account directly and signs it in; returns its bearer token.
+pub async fn owner_token(app: &TestApp) -> String {
+    let email = format!("owner-{}@example.com", uuid::Uuid::now_v7().simple());
+    sen_auth::admin_cli::create_owner(&app.ctx, &email, None, "owner pass phrase".into())
+        .await
+        .unwrap();
+    login_token(app, &email, "owner pass phrase").await
+}
+
+/// Signs in and returns the access token.
+pub async fn login_token(app: &TestApp, email: &str, password: &str) -> String {
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({"email": email, "password": password}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "login of {email}");
+    let body: serde_json::Value = r.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_string()
 }
 
 /// A server with the probe app on `backend`.

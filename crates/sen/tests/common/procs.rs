@@ -17,7 +17,8 @@ pub fn command(exe: &str, dir: &Path, args: &[&str], env: &[(&str, String)]) -> 
     cmd.args(args)
         .current_dir(dir)
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SEN_SECRET_KEY", "process-test-secret-key-0123456789abcdef");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -33,6 +34,24 @@ pub fn run_exe(exe: &str, dir: &Path, args: &[&str], env: &[(&str, String)]) -> 
         .stdin(Stdio::null())
         .output()
         .expect("run sen")
+}
+
+/// Runs `sen` with `input` on standard input.
+pub fn run_with_input(dir: &Path, args: &[&str], env: &[(&str, String)], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = command(SEN, dir, args, env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sen");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().expect("wait for sen")
 }
 
 pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, String)], log: &str) -> Child {

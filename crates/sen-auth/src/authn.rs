@@ -1,0 +1,165 @@
+//! The authenticator: turns an access JWT (Bearer header or cookie) into a
+//! `Principal` with one database round trip that reads the user, checks the
+//! session is live and the user enabled, and collects role grants. So a
+//! logout, a revoked session or a disabled user takes effect on the next
+//! request, not when the access token expires.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::{Method, StatusCode, header};
+use sea_orm::ConnectionTrait;
+use sen_core::principal::{AuthMethod, Authenticator, Principal};
+use sen_core::{AppContext, AppError, Backend};
+
+use crate::cookies;
+use crate::jwt;
+use crate::state::AuthState;
+use crate::users::{USER_COLUMNS, UserRow, parse_grants};
+
+/// 401 for credentials that were sent and are not valid.
+pub fn invalid_token() -> AppError {
+    AppError::new(StatusCode::UNAUTHORIZED, "invalid_token")
+        .with_detail("The access token or API key is not valid, has expired, or was revoked.")
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        )
+}
+
+/// The `Authenticator` Sen installs.
+pub struct SenAuthenticator;
+
+/// Cookie-authenticated unsafe requests must prove they come from our own
+/// pages: a custom header no cross-site form can set, or our own origin.
+fn csrf_ok(ctx: &AppContext, parts: &Parts) -> bool {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    if parts.headers.contains_key("x-requested-with") || parts.headers.contains_key("x-csrf-token")
+    {
+        return true;
+    }
+    if let Some(site) = parts
+        .headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        && site == "same-origin"
+    {
+        return true;
+    }
+    match parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(origin) => {
+            origin == ctx.config().public_url()
+                || ctx.config().cors_origins.iter().any(|o| o == origin)
+        }
+        None => false,
+    }
+}
+
+const SQL_SQLITE: &str = "SELECT {cols}, s.revoked_at, s.expires_at,
+    (SELECT group_concat(r.role || '|' || r.scope, ',') FROM sen_user_roles r WHERE r.user_id = u.id) AS grants
+    FROM sen_users u JOIN sen_sessions s ON s.user_id = u.id WHERE u.id = ? AND s.id = ?";
+const SQL_POSTGRES: &str = "SELECT {cols}, s.revoked_at, s.expires_at,
+    (SELECT string_agg(r.role || '|' || r.scope, ',') FROM sen_user_roles r WHERE r.user_id = u.id) AS grants
+    FROM sen_users u JOIN sen_sessions s ON s.user_id = u.id WHERE u.id = ? AND s.id = ?";
+
+#[async_trait::async_trait]
+impl Authenticator for SenAuthenticator {
+    async fn authenticate(
+        &self,
+        ctx: &AppContext,
+        parts: &Parts,
+    ) -> Result<Option<Principal>, AppError> {
+        let (token, method) = if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
+            let s = h.to_str().map_err(|_| invalid_token())?;
+            let (scheme, rest) = s.split_once(' ').ok_or_else(invalid_token)?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(invalid_token());
+            }
+            (rest.trim(), AuthMethod::Bearer)
+        } else if let Some(c) = cookies::read(parts, cookies::ACCESS) {
+            if !csrf_ok(ctx, parts) {
+                return Err(AppError::new(StatusCode::FORBIDDEN, "csrf_rejected").with_detail(
+                    "Cookie-authenticated changes need an X-Requested-With header or a same-origin Origin.",
+                ));
+            }
+            (c, AuthMethod::Cookie)
+        } else {
+            return Ok(None);
+        };
+        let state = AuthState::of(ctx)?;
+        let claims = jwt::verify(&state.keys, token, &state.issuer, &state.audience)
+            .map_err(|_| invalid_token())?;
+        let db = ctx.db();
+        let template = match db.backend() {
+            Backend::Sqlite => SQL_SQLITE,
+            Backend::Postgres => SQL_POSTGRES,
+        };
+        let sql = template.replace("{cols}", USER_COLUMNS);
+        let row = db
+            .orm()
+            .query_one_raw(
+                db.statement(&sql, [claims.sub.clone().into(), claims.sid.clone().into()]),
+            )
+            .await?
+            .ok_or_else(invalid_token)?;
+        let user = UserRow::from_row(&row)?;
+        let revoked_at: Option<i64> = row.try_get("", "revoked_at")?;
+        let expires_at: i64 = row.try_get("", "expires_at")?;
+        let now = sen_core::clock::now().timestamp_millis();
+        if user.disabled_at.is_some() || revoked_at.is_some() || expires_at <= now {
+            return Err(invalid_token());
+        }
+        let agg: Option<String> = row.try_get("", "grants")?;
+        let grants = parse_grants(agg.as_deref());
+        Ok(Some(principal(
+            ctx,
+            user,
+            grants,
+            Some(claims.sid),
+            None,
+            method,
+            None,
+        )))
+    }
+}
+
+/// Builds the principal for `user` holding `grants`, optionally narrowed to
+/// an API key's permissions.
+pub fn principal(
+    ctx: &AppContext,
+    user: UserRow,
+    grants: Vec<sen_core::principal::Grant>,
+    session_id: Option<String>,
+    api_key_id: Option<String>,
+    method: AuthMethod,
+    key_limit: Option<BTreeSet<String>>,
+) -> Principal {
+    let rbac = ctx.rbac();
+    let global = grants
+        .iter()
+        .filter(|g| g.scope.is_empty())
+        .map(|g| g.role.as_str());
+    let mut permissions = rbac.permissions_of(global.clone());
+    if let Some(limit) = &key_limit {
+        permissions.retain(|p| limit.contains(p));
+    }
+    let operator = key_limit.is_none() && rbac.admits_to_dashboard(global);
+    Principal {
+        user_id: user.id.clone(),
+        session_id,
+        api_key_id,
+        method,
+        grants: grants.into(),
+        permissions: Arc::new(permissions),
+        key_limit: key_limit.map(Arc::new),
+        operator,
+        extra: Some(Arc::new(user)),
+    }
+}

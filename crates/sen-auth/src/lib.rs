@@ -1,0 +1,113 @@
+//! Sen's identity and access: accounts, sessions with rotating refresh
+//! tokens, signed access tokens and their published keys, roles and
+//! permissions, two-factor authentication, and the audit log.
+//!
+//! Invariants: this crate never logs or stores a secret in the clear
+//! (passwords are argon2id, tokens and codes SHA-256, keys sealed); it
+//! never trusts a token's own header to choose how to verify it; and every
+//! change it makes to an account is written with its audit row in one
+//! transaction.
+
+pub mod admin_cli;
+pub mod audit;
+pub mod authn;
+pub mod cookies;
+pub mod crypto;
+pub mod jwt;
+pub mod keys;
+pub mod mfa;
+pub mod password;
+pub mod request_meta;
+pub mod roles_sync;
+pub mod routes;
+pub mod schema;
+pub mod sessions;
+pub mod state;
+pub mod users;
+
+use std::sync::Arc;
+
+use sen_core::migrate::Migration;
+use sen_core::rbac::PermissionDecl;
+use sen_core::{App, AppContext};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use state::AuthState;
+
+/// The built-in `auth` app.
+pub struct AuthApp;
+
+impl App for AuthApp {
+    fn name(&self) -> &'static str {
+        "auth"
+    }
+
+    fn title(&self) -> &'static str {
+        "Users and access"
+    }
+
+    fn description(&self) -> &'static str {
+        "Accounts, sessions, roles, two-factor authentication and the audit log."
+    }
+
+    fn icon(&self) -> &'static str {
+        "users"
+    }
+
+    fn migrations(&self) -> Vec<Box<dyn Migration>> {
+        vec![
+            Box::new(schema::CreateAuthTables),
+            Box::new(schema::CreateCredentialTables),
+        ]
+    }
+
+    fn permissions(&self) -> Vec<PermissionDecl> {
+        vec![
+            PermissionDecl::read("users.read", "See users, their roles and sessions"),
+            PermissionDecl::write(
+                "users.write",
+                "Create, disable and enable users; end their sessions",
+            ),
+            PermissionDecl::write("roles.write", "Grant and remove roles other than owner"),
+            PermissionDecl::write("roles.owner", "Grant and remove the owner role"),
+            PermissionDecl::read("audit.read", "Read the audit log"),
+            PermissionDecl::write("keys.rotate", "Rotate the token signing keys"),
+        ]
+    }
+
+    fn start<'a>(
+        &'a self,
+        ctx: &'a AppContext,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let state = Arc::new(AuthState::from_config(ctx)?);
+            state.keys.load(ctx).await?;
+            roles_sync::sync(ctx).await?;
+            tokio::spawn(state.keys.clone().reload_forever(ctx.clone()));
+            ctx.insert_extension(state);
+            ctx.set_authenticator(Arc::new(authn::SenAuthenticator));
+            Ok(())
+        })
+    }
+
+    fn routes(&self) -> OpenApiRouter<AppContext> {
+        OpenApiRouter::new()
+            .routes(routes!(routes::auth::register))
+            .routes(routes!(routes::auth::login))
+            .routes(routes!(routes::auth::refresh))
+            .routes(routes!(routes::auth::logout))
+    }
+
+    fn root_routes(&self) -> OpenApiRouter<AppContext> {
+        OpenApiRouter::new()
+            .routes(routes!(routes::me::get_me, routes::me::patch_me))
+            .routes(routes!(routes::me::change_password))
+            .routes(routes!(routes::me::list_sessions))
+            .routes(routes!(routes::me::delete_session))
+            .routes(routes!(routes::me::totp_begin, routes::me::totp_disable))
+            .routes(routes!(routes::me::totp_confirm))
+            .routes(routes!(routes::wellknown::jwks))
+            .merge(routes::admin::routes())
+    }
+}

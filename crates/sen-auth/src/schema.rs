@@ -1,0 +1,172 @@
+//! The tables of identity and access, SQL both dialects accept. Times are
+//! BIGINT milliseconds since the Unix epoch (application clock); ids are
+//! UUIDv7 text.
+
+use async_trait::async_trait;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use sen_core::migrate::Migration;
+
+/// Creates users, identities, sessions, refresh tokens, signing keys, role
+/// grants, the role catalogue and the audit log.
+pub struct CreateAuthTables;
+
+const STATEMENTS: &[&str] = &[
+    "CREATE TABLE sen_users (
+        id TEXT NOT NULL PRIMARY KEY,
+        email TEXT NOT NULL,
+        name TEXT NOT NULL,
+        avatar_url TEXT,
+        mood TEXT,
+        password_hash TEXT,
+        email_verified BOOLEAN NOT NULL DEFAULT FALSE,
+        mfa_secret TEXT,
+        mfa_enabled BOOLEAN NOT NULL DEFAULT FALSE,
+        mfa_last_step BIGINT NOT NULL DEFAULT 0,
+        disabled_at BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    )",
+    "CREATE UNIQUE INDEX sen_users_email ON sen_users (email)",
+    // Logins from other providers: (provider, subject) is one person there.
+    "CREATE TABLE sen_identities (
+        id TEXT NOT NULL PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES sen_users (id) ON DELETE CASCADE,
+        provider TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        email TEXT,
+        created_at BIGINT NOT NULL
+    )",
+    "CREATE UNIQUE INDEX sen_identities_subject ON sen_identities (provider, subject)",
+    // A session is one refresh-token family.
+    "CREATE TABLE sen_sessions (
+        id TEXT NOT NULL PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES sen_users (id) ON DELETE CASCADE,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        last_used_at BIGINT NOT NULL,
+        revoked_at BIGINT,
+        revoked_reason TEXT,
+        user_agent TEXT,
+        ip TEXT
+    )",
+    "CREATE INDEX sen_sessions_user ON sen_sessions (user_id, created_at)",
+    "CREATE TABLE sen_refresh_tokens (
+        id TEXT NOT NULL PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sen_sessions (id) ON DELETE CASCADE,
+        token_hash TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        used_at BIGINT
+    )",
+    "CREATE UNIQUE INDEX sen_refresh_tokens_hash ON sen_refresh_tokens (token_hash)",
+    "CREATE INDEX sen_refresh_tokens_session ON sen_refresh_tokens (session_id)",
+    // Signing keys; the private half sealed with the instance secret key.
+    "CREATE TABLE sen_signing_keys (
+        kid TEXT NOT NULL PRIMARY KEY,
+        alg TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        private_sealed TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        active_from BIGINT NOT NULL,
+        retire_at BIGINT
+    )",
+    "CREATE TABLE sen_user_roles (
+        user_id TEXT NOT NULL REFERENCES sen_users (id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        scope TEXT NOT NULL DEFAULT '',
+        granted_by TEXT,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (user_id, role, scope)
+    )",
+    // What code declares, mirrored for SQL and the admin UI.
+    "CREATE TABLE sen_roles (
+        name TEXT NOT NULL PRIMARY KEY,
+        app TEXT NOT NULL,
+        title TEXT NOT NULL,
+        permissions TEXT NOT NULL,
+        synced_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE sen_audit (
+        id TEXT NOT NULL PRIMARY KEY,
+        at BIGINT NOT NULL,
+        actor_id TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        ip TEXT,
+        detail TEXT NOT NULL DEFAULT '{}'
+    )",
+    "CREATE INDEX sen_audit_at ON sen_audit (at)",
+    "CREATE INDEX sen_audit_actor ON sen_audit (actor_id, at)",
+    "CREATE INDEX sen_audit_action ON sen_audit (action, at)",
+];
+
+/// Recovery codes, API keys and password-reset tokens.
+pub struct CreateCredentialTables;
+
+const CREDENTIALS: &[&str] = &[
+    "CREATE TABLE sen_recovery_codes (
+        id TEXT NOT NULL PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES sen_users (id) ON DELETE CASCADE,
+        code_hash TEXT NOT NULL,
+        used_at BIGINT
+    )",
+    "CREATE INDEX sen_recovery_codes_user ON sen_recovery_codes (user_id)",
+    "CREATE TABLE sen_api_keys (
+        id TEXT NOT NULL PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES sen_users (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        key_hash TEXT NOT NULL,
+        permissions TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT,
+        last_used_at BIGINT,
+        revoked_at BIGINT
+    )",
+    "CREATE UNIQUE INDEX sen_api_keys_hash ON sen_api_keys (key_hash)",
+    "CREATE INDEX sen_api_keys_user ON sen_api_keys (user_id)",
+    "CREATE TABLE sen_password_resets (
+        id TEXT NOT NULL PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES sen_users (id) ON DELETE CASCADE,
+        token_hash TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        used_at BIGINT
+    )",
+    "CREATE UNIQUE INDEX sen_password_resets_hash ON sen_password_resets (token_hash)",
+    // Mail the auth app sent while no mail outbox exists (read by tests and the admin UI).
+    "CREATE TABLE sen_auth_mail (
+        id TEXT NOT NULL PRIMARY KEY,
+        recipient TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    )",
+];
+
+#[async_trait]
+impl Migration for CreateCredentialTables {
+    fn name(&self) -> &'static str {
+        "0002_credentials"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        for sql in CREDENTIALS {
+            tx.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Migration for CreateAuthTables {
+    fn name(&self) -> &'static str {
+        "0001_identity"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        for sql in STATEMENTS {
+            tx.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! `AuthState`: what the auth endpoints and the authenticator share, built
+//! once at start-up from the configuration and attached to the context.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sen_core::{AppContext, AppError};
+
+use crate::crypto::Sealer;
+use crate::keys::KeyRing;
+use crate::password::Passwords;
+
+/// Shared identity state of one process.
+pub struct AuthState {
+    /// The argon2id hasher.
+    pub passwords: Passwords,
+    /// Signing and verification keys.
+    pub keys: KeyRing,
+    /// Seals secrets at rest.
+    pub sealer: Sealer,
+    /// `iss` of our tokens (the public URL).
+    pub issuer: String,
+    /// `aud` of first-party access tokens.
+    pub audience: String,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+    /// Absolute session lifetime.
+    pub session_ttl: Duration,
+    /// Whether cookies carry `Secure`.
+    pub cookie_secure: bool,
+}
+
+impl AuthState {
+    /// Builds the state from `ctx`'s configuration (keys not yet loaded).
+    pub fn from_config(ctx: &AppContext) -> anyhow::Result<Self> {
+        let c = ctx.config();
+        let secret = c.secret_key.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "`secret_key` is not set: set SEN_SECRET_KEY to 32+ random characters (it seals signing keys)"
+            )
+        })?;
+        let sealer = Sealer::new(secret.expose())?;
+        let alg = crate::keys::parse_alg(&c.auth_jwt_alg)
+            .ok_or_else(|| anyhow::anyhow!("auth_jwt_alg must be EdDSA or RS256"))?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let issuer = c.public_url();
+        Ok(Self {
+            passwords: Passwords::new(c.auth_hash_concurrency.unwrap_or(cores.saturating_sub(1))),
+            keys: KeyRing::new(sealer.clone(), alg),
+            sealer,
+            audience: issuer.clone(),
+            issuer,
+            access_ttl: Duration::from_secs(c.auth_access_ttl_secs),
+            session_ttl: Duration::from_secs(c.auth_session_ttl_secs),
+            cookie_secure: c.auth_cookie_secure,
+        })
+    }
+
+    /// The state attached to `ctx`, or 503 when the auth app has not started.
+    pub fn of(ctx: &AppContext) -> Result<Arc<AuthState>, AppError> {
+        ctx.extension::<AuthState>().ok_or_else(|| {
+            AppError::unavailable("identity", anyhow::anyhow!("auth app not started"))
+        })
+    }
+}
