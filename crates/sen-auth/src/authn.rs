@@ -15,6 +15,7 @@ use sen_core::{AppContext, AppError, Backend};
 
 use crate::cookies;
 use crate::jwt;
+use crate::routes::api_keys::KEY_PREFIX;
 use crate::state::AuthState;
 use crate::users::{USER_COLUMNS, UserRow, parse_grants};
 
@@ -82,7 +83,14 @@ impl Authenticator for SenAuthenticator {
             if !scheme.eq_ignore_ascii_case("bearer") {
                 return Err(invalid_token());
             }
-            (rest.trim(), AuthMethod::Bearer)
+            let rest = rest.trim();
+            if rest.starts_with(KEY_PREFIX) {
+                return api_key(ctx, rest).await.map(Some);
+            }
+            (rest, AuthMethod::Bearer)
+        } else if let Some(k) = parts.headers.get("x-api-key") {
+            let k = k.to_str().map_err(|_| invalid_token())?;
+            return api_key(ctx, k.trim()).await.map(Some);
         } else if let Some(c) = cookies::read(parts, cookies::ACCESS) {
             if !csrf_ok(ctx, parts) {
                 return Err(AppError::new(StatusCode::FORBIDDEN, "csrf_rejected").with_detail(
@@ -128,6 +136,71 @@ impl Authenticator for SenAuthenticator {
             None,
         )))
     }
+}
+
+const KEY_SQL_SQLITE: &str = "SELECT {cols}, k.id AS key_id, k.permissions AS key_permissions, k.expires_at AS key_expires_at, k.revoked_at AS key_revoked_at, k.last_used_at AS key_last_used_at,
+    (SELECT group_concat(r.role || '|' || r.scope, ',') FROM sen_user_roles r WHERE r.user_id = u.id) AS grants
+    FROM sen_api_keys k JOIN sen_users u ON u.id = k.user_id WHERE k.key_hash = ?";
+const KEY_SQL_POSTGRES: &str = "SELECT {cols}, k.id AS key_id, k.permissions AS key_permissions, k.expires_at AS key_expires_at, k.revoked_at AS key_revoked_at, k.last_used_at AS key_last_used_at,
+    (SELECT string_agg(r.role || '|' || r.scope, ',') FROM sen_user_roles r WHERE r.user_id = u.id) AS grants
+    FROM sen_api_keys k JOIN sen_users u ON u.id = k.user_id WHERE k.key_hash = ?";
+
+/// How stale `last_used_at` may get before a request refreshes it: one
+/// write a minute per key, not one per request.
+const LAST_USED_EVERY_MS: i64 = 60_000;
+
+/// Authenticates a personal API key (one read; the owner's current roles
+/// bound what the key may do, so a demoted owner's keys shrink with them).
+async fn api_key(ctx: &AppContext, key: &str) -> Result<Principal, AppError> {
+    if key.len() > 128 || !key.starts_with(KEY_PREFIX) {
+        return Err(invalid_token());
+    }
+    let db = ctx.db();
+    let template = match db.backend() {
+        Backend::Sqlite => KEY_SQL_SQLITE,
+        Backend::Postgres => KEY_SQL_POSTGRES,
+    };
+    let sql = template.replace("{cols}", USER_COLUMNS);
+    let row = db
+        .orm()
+        .query_one_raw(db.statement(&sql, [crate::crypto::sha256_hex(key.as_bytes()).into()]))
+        .await?
+        .ok_or_else(invalid_token)?;
+    let user = UserRow::from_row(&row)?;
+    let key_id: String = row.try_get("", "key_id")?;
+    let expires_at: Option<i64> = row.try_get("", "key_expires_at")?;
+    let revoked_at: Option<i64> = row.try_get("", "key_revoked_at")?;
+    let last_used: Option<i64> = row.try_get("", "key_last_used_at")?;
+    let now = sen_core::clock::now().timestamp_millis();
+    if user.disabled_at.is_some() || revoked_at.is_some() || expires_at.is_some_and(|e| e <= now) {
+        return Err(invalid_token());
+    }
+    let limit: BTreeSet<String> =
+        serde_json::from_str(&row.try_get::<String>("", "key_permissions")?).unwrap_or_default();
+    let agg: Option<String> = row.try_get("", "grants")?;
+    if last_used.is_none_or(|t| now - t > LAST_USED_EVERY_MS) {
+        let ctx = ctx.clone();
+        let id = key_id.clone();
+        tokio::spawn(async move {
+            let db = ctx.db();
+            let _ = db
+                .orm()
+                .execute_raw(db.statement(
+                    "UPDATE sen_api_keys SET last_used_at = ? WHERE id = ?",
+                    [now.into(), id.into()],
+                ))
+                .await;
+        });
+    }
+    Ok(principal(
+        ctx,
+        user,
+        parse_grants(agg.as_deref()),
+        None,
+        Some(key_id),
+        AuthMethod::ApiKey,
+        Some(limit),
+    ))
 }
 
 /// Builds the principal for `user` holding `grants`, optionally narrowed to

@@ -76,6 +76,12 @@ impl App for AuthApp {
         ]
     }
 
+    fn jobs(&self) -> Vec<sen_core::jobs::JobHandler> {
+        vec![sen_core::jobs::JobHandler::of::<
+            routes::password_reset::SendReset,
+        >()]
+    }
+
     fn start<'a>(
         &'a self,
         ctx: &'a AppContext,
@@ -97,6 +103,8 @@ impl App for AuthApp {
             .routes(routes!(routes::auth::login))
             .routes(routes!(routes::auth::refresh))
             .routes(routes!(routes::auth::logout))
+            .routes(routes!(routes::password_reset::request_reset))
+            .routes(routes!(routes::password_reset::confirm_reset))
     }
 
     fn root_routes(&self) -> OpenApiRouter<AppContext> {
@@ -108,6 +116,11 @@ impl App for AuthApp {
             .routes(routes!(routes::me::totp_begin, routes::me::totp_disable))
             .routes(routes!(routes::me::totp_confirm))
             .routes(routes!(routes::wellknown::jwks))
+            .routes(routes!(
+                routes::api_keys::create_key,
+                routes::api_keys::list_keys
+            ))
+            .routes(routes!(routes::api_keys::revoke_key))
             .merge(routes::admin::routes())
     }
 }

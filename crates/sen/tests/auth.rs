@@ -15,7 +15,15 @@ use sea_orm::ConnectionTrait as _;
 use sen_testkit::{TestApp, assert_problem};
 use serde_json::{Value, json};
 
-use common::spawn;
+/// A server with the platform apps, the probe app and workers (password
+/// reset mail is made by a job).
+async fn spawn(backend: sen_testkit::Backend) -> TestApp {
+    TestApp::builder(backend)
+        .apps(common::apps())
+        .workers()
+        .spawn()
+        .await
+}
 
 const PW: &str = "a long pass phrase";
 
@@ -1035,7 +1043,283 @@ async fn key_rotation_publishes_before_signing_and_keeps_old_tokens(app: TestApp
     assert_eq!(get_auth(&app, "/api/v1/me", &before).await.status(), 200);
 }
 
+async fn api_keys_are_scoped_shown_once_and_revocable(app: TestApp) {
+    let owner = common::owner_token(&app).await;
+    register(&app, "ann@example.com").await;
+    let (ann, _) = native(&app, "ann@example.com").await;
+    // Ann holds no permissions, so her key cannot carry one.
+    let r = send_auth(
+        &app,
+        Method::POST,
+        "/api/v1/me/api-keys",
+        &ann,
+        json!({"name": "ci", "permissions": ["auth:users.read"]}),
+    )
+    .await;
+    let body = assert_problem(r, 422, "validation_failed").await;
+    assert_eq!(body["errors"][0]["code"], "not_held", "{body}");
+    let r = send_auth(
+        &app,
+        Method::POST,
+        "/api/v1/me/api-keys",
+        &owner,
+        json!({"name": "reporting", "permissions": ["auth:users.read"]}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let key_id = created["id"].as_str().unwrap().to_string();
+    assert!(key.starts_with(created["prefix"].as_str().unwrap()));
+    // Both headers work, within the key's permissions only.
+    assert_eq!(
+        get_auth(&app, "/api/v1/admin/users", &key).await.status(),
+        200
+    );
+    let r = app
+        .request(Method::GET, "/api/v1/admin/users")
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_problem(
+        get_auth(&app, "/api/v1/admin/audit", &key).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    // Never from the URL.
+    assert_problem(
+        app.get(&format!("/api/v1/admin/users?api_key={key}")).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    assert_problem(
+        app.get(&format!("/api/v1/me?api_key={key}")).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    // A key cannot mint keys.
+    let r = send_auth(
+        &app,
+        Method::POST,
+        "/api/v1/me/api-keys",
+        &key,
+        json!({"name": "x", "permissions": []}),
+    )
+    .await;
+    assert_problem(r, 403, "session_required").await;
+    let list: Value = get_auth(&app, "/api/v1/me/api-keys", &owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains(&key), "no secrets in the list");
+    // Another user's id: 404, and the key keeps working.
+    let r = app
+        .request(Method::DELETE, &format!("/api/v1/me/api-keys/{key_id}"))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 404, "not_found").await;
+    assert_eq!(
+        get_auth(&app, "/api/v1/admin/users", &key).await.status(),
+        200
+    );
+    let stored = app
+        .ctx
+        .db()
+        .orm()
+        .query_one_raw(
+            app.ctx
+                .db()
+                .statement("SELECT key_hash FROM sen_api_keys", []),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "key_hash")
+        .unwrap();
+    assert_ne!(stored, key, "stored hashed");
+    let r = app
+        .request(Method::DELETE, &format!("/api/v1/me/api-keys/{key_id}"))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_problem(
+        get_auth(&app, "/api/v1/admin/users", &key).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    // Expired keys stop; expiry in the past is refused up front.
+    let r = send_auth(
+        &app,
+        Method::POST,
+        "/api/v1/me/api-keys",
+        &owner,
+        json!({"name": "old", "permissions": [], "expires_at": "2020-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_problem(r, 422, "validation_failed").await;
+}
+
+async fn reset_mail(app: &TestApp, email: &str) -> Option<String> {
+    let db = app.ctx.db();
+    let row = db
+        .orm()
+        .query_one_raw(db.statement(
+            "SELECT body FROM sen_auth_mail WHERE recipient = ? ORDER BY id DESC",
+            [email.into()],
+        ))
+        .await
+        .unwrap()?;
+    let body: String = row.try_get("", "body").unwrap();
+    let token = body
+        .split("token=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    Some(token)
+}
+
+async fn wait_reset_mail(app: &TestApp, email: &str) -> String {
+    for _ in 0..100 {
+        if let Some(t) = reset_mail(app, email).await {
+            return t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no reset mail for {email}");
+}
+
+async fn password_reset_is_single_use_and_keeps_totp(app: TestApp) {
+    register(&app, "ann@example.com").await;
+    let (old_session, _) = native(&app, "ann@example.com").await;
+    for email in ["ann@example.com", "nobody@example.com"] {
+        let r = app
+            .post_json("/api/v1/auth/password-reset", &json!({"email": email}))
+            .await;
+        assert_eq!(r.status(), 202, "same answer for {email}");
+    }
+    let token = wait_reset_mail(&app, "ann@example.com").await;
+    // Give the unknown address's job the same time; it must send nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(reset_mail(&app, "nobody@example.com").await.is_none());
+    let confirm = |token: String, pw: &'static str| {
+        let app = &app;
+        async move {
+            app.post_json(
+                "/api/v1/auth/password-reset/confirm",
+                &json!({"token": token, "new_password": pw}),
+            )
+            .await
+        }
+    };
+    assert_problem(
+        confirm("forged".into(), "brand new pass phrase").await,
+        400,
+        "invalid_reset_token",
+    )
+    .await;
+    assert_problem(
+        confirm(token.clone(), "password").await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        confirm(token.clone(), "brand new pass phrase")
+            .await
+            .status(),
+        204
+    );
+    assert_problem(
+        confirm(token, "another new pass phrase").await,
+        400,
+        "invalid_reset_token",
+    )
+    .await;
+    assert_problem(
+        get_auth(&app, "/api/v1/me", &old_session).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "ann@example.com", "password": "brand new pass phrase"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let access = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // With TOTP on, a reset link alone is not enough.
+    let setup: Value = send_auth(
+        &app,
+        Method::POST,
+        "/api/v1/me/mfa/totp",
+        &access,
+        json!({}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let secret = setup["secret"].as_str().unwrap().to_string();
+    let t = now_secs();
+    let r = send_auth(
+        &app,
+        Method::POST,
+        "/api/v1/me/mfa/totp/confirm",
+        &access,
+        json!({"code": totp_code(&secret, t)}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    app.ctx
+        .db()
+        .orm()
+        .execute_raw(app.ctx.db().statement("DELETE FROM sen_auth_mail", []))
+        .await
+        .unwrap();
+    app.post_json(
+        "/api/v1/auth/password-reset",
+        &json!({"email": "ann@example.com"}),
+    )
+    .await;
+    let token = wait_reset_mail(&app, "ann@example.com").await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/password-reset/confirm",
+            &json!({"token": token, "new_password": "third pass phrase"}),
+        )
+        .await;
+    assert_problem(r, 401, "mfa_required").await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/password-reset/confirm",
+            &json!({"token": token, "new_password": "third pass phrase", "totp": totp_code(&secret, t + 30)}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+}
+
 sen_testkit::both_backends!(spawn;
+    api_keys_are_scoped_shown_once_and_revocable,
+    password_reset_is_single_use_and_keeps_totp,
     register_validates_and_normalises,
     login_sets_cookies_and_me_works_with_either,
     refresh_rotates_and_reuse_revokes_the_family,
