@@ -15,6 +15,7 @@ pub mod cookies;
 pub mod crypto;
 pub mod jwt;
 pub mod keys;
+pub mod limits;
 pub mod mfa;
 pub mod password;
 pub mod request_meta;

@@ -137,6 +137,18 @@ pub async fn consume_any(
     consume_recovery(ctx, conn, user_id, code).await
 }
 
+/// Counts one code attempt against the account (429 when spent).
+pub async fn guard_codes(ctx: &AppContext, user_id: &str) -> Result<(), AppError> {
+    crate::limits::guard(
+        ctx,
+        &[(
+            crate::limits::account_key("totp", user_id),
+            crate::limits::TOTP_ACCOUNT,
+        )],
+    )
+    .await
+}
+
 /// The second login step: 401 `mfa_required` without a code, `mfa_invalid`
 /// with a wrong or replayed one.
 pub async fn check_login_code(
@@ -150,6 +162,7 @@ pub async fn check_login_code(
         return Err(AppError::new(StatusCode::UNAUTHORIZED, "mfa_required")
             .with_detail("This account uses two-factor authentication: send `totp`."));
     };
+    guard_codes(ctx, user_id).await?;
     let db = ctx.db();
     let tx = db.begin_write().await?;
     let ok = consume_any(ctx, state, &tx, user_id, code).await?;

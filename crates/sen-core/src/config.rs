@@ -129,6 +129,9 @@ pub struct Config {
     pub auth_cookie_secure: bool,
     /// Password hashes computed at once (unset = cores − 1, at least 1).
     pub auth_hash_concurrency: Option<usize>,
+    /// Limit login, registration, reset and code attempts per address and
+    /// per account (turn off only for load tests).
+    pub auth_rate_limits: bool,
 }
 
 impl Default for Config {
@@ -163,6 +166,7 @@ impl Default for Config {
             auth_key_rotation_days: 30,
             auth_cookie_secure: true,
             auth_hash_concurrency: None,
+            auth_rate_limits: true,
         }
     }
 }
@@ -308,6 +312,11 @@ pub const KEYS: &[KeyDoc] = &[
         key: "auth_hash_concurrency",
         env: "SEN_AUTH_HASH_CONCURRENCY",
         help: "password hashes at once (default cores - 1)",
+    },
+    KeyDoc {
+        key: "auth_rate_limits",
+        env: "SEN_AUTH_RATE_LIMITS",
+        help: "limit sign-in and code attempts per address and account (default true)",
     },
     KeyDoc {
         key: "worker_port",

@@ -37,6 +37,7 @@ struct Inner {
     started_at: DateTime<Utc>,
     system_info: std::sync::OnceLock<bytes::Bytes>,
     rbac: crate::rbac::Rbac,
+    limiter: crate::ratelimit::RateLimiter,
     authenticator: std::sync::OnceLock<Arc<dyn crate::principal::Authenticator>>,
     extensions: std::sync::RwLock<Extensions>,
     started: tokio::sync::OnceCell<()>,
@@ -105,20 +106,25 @@ impl AppContext {
         .await?;
         let db_backend = db.backend();
         let rbac = crate::rbac::Rbac::from_apps(&apps)?;
-        let (cache, pubsub, redis): (SharedCache, SharedPubSub, _) = match &config.redis_url {
-            Some(url) => {
-                let link = RedisLink::connect(url.expose(), &config.redis_prefix).await?;
-                (
-                    Arc::new(RedisCache::new(link.clone())),
-                    Arc::new(RedisPubSub::new(link.clone())),
-                    Some(link),
-                )
-            }
-            None => (
-                Arc::new(MemoryCache::new(config.cache_capacity_bytes)),
-                Arc::new(LocalPubSub::default()),
-                None,
-            ),
+        let (cache, pubsub, redis): (SharedCache, SharedPubSub, Option<RedisLink>) =
+            match &config.redis_url {
+                Some(url) => {
+                    let link = RedisLink::connect(url.expose(), &config.redis_prefix).await?;
+                    (
+                        Arc::new(RedisCache::new(link.clone())),
+                        Arc::new(RedisPubSub::new(link.clone())),
+                        Some(link),
+                    )
+                }
+                None => (
+                    Arc::new(MemoryCache::new(config.cache_capacity_bytes)),
+                    Arc::new(LocalPubSub::default()),
+                    None,
+                ),
+            };
+        let limiter = match &redis {
+            Some(link) => crate::ratelimit::RateLimiter::redis(link.clone()),
+            None => crate::ratelimit::RateLimiter::memory(),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -135,6 +141,7 @@ impl AppContext {
                 started_at: Utc::now(),
                 system_info: std::sync::OnceLock::new(),
                 rbac,
+                limiter,
                 authenticator: std::sync::OnceLock::new(),
                 extensions: std::sync::RwLock::new(Extensions::new()),
                 started: tokio::sync::OnceCell::new(),
@@ -185,6 +192,11 @@ impl AppContext {
     /// The registered apps.
     pub fn apps(&self) -> &Apps {
         &self.inner.apps
+    }
+
+    /// Rate limits (in-process, or shared through Redis).
+    pub fn rate_limits(&self) -> &crate::ratelimit::RateLimiter {
+        &self.inner.limiter
     }
 
     /// Every declared permission and role.

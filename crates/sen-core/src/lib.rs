@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod migrate;
 pub mod principal;
 pub mod pubsub;
+pub mod ratelimit;
 pub mod rbac;
 pub mod redis_link;
 pub mod request_id;

@@ -1317,7 +1317,59 @@ async fn password_reset_is_single_use_and_keeps_totp(app: TestApp) {
     assert_eq!(r.status(), 204);
 }
 
+async fn attempts_are_limited_per_account_without_locking_out_others(app: TestApp) {
+    register(&app, "ann@example.com").await;
+    register(&app, "bob@example.com").await;
+    for i in 0..10 {
+        let r = login(
+            &app,
+            "ann@example.com",
+            json!({"password": "wrong password!"}),
+        )
+        .await;
+        assert_eq!(r.status(), 401, "attempt {i}");
+    }
+    let r = login(&app, "ann@example.com", json!({})).await;
+    assert!(
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_problem(r, 429, "rate_limited").await;
+    // Bob, from the same address, is not locked out.
+    assert_eq!(
+        login(&app, "bob@example.com", json!({})).await.status(),
+        200
+    );
+    // Second-factor codes are limited per account too.
+    let (bob, _) = native(&app, "bob@example.com").await;
+    let setup: Value = send_auth(&app, Method::POST, "/api/v1/me/mfa/totp", &bob, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(setup["secret"].is_string());
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        let r = send_auth(
+            &app,
+            Method::POST,
+            "/api/v1/me/mfa/totp/confirm",
+            &bob,
+            json!({"code": "000000"}),
+        )
+        .await;
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10], 429, "{statuses:?}");
+}
+
 sen_testkit::both_backends!(spawn;
+    attempts_are_limited_per_account_without_locking_out_others,
     api_keys_are_scoped_shown_once_and_revocable,
     password_reset_is_single_use_and_keeps_totp,
     register_validates_and_normalises,
@@ -1334,3 +1386,40 @@ sen_testkit::both_backends!(spawn;
     admin_manages_users_roles_and_reads_the_audit_log,
     key_rotation_publishes_before_signing_and_keeps_old_tokens,
 );
+
+/// Two instances sharing Redis share one budget per account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_shared_across_instances_through_redis() {
+    let prefix = format!("rl{}:", uuid::Uuid::now_v7().simple());
+    let mk = |p: String| {
+        TestApp::builder(sen_testkit::Backend::Sqlite)
+            .apps(common::apps())
+            .shared_redis()
+            .config(move |c| c.redis_prefix = p)
+            .spawn()
+    };
+    let a = mk(prefix.clone()).await;
+    let b = mk(prefix).await;
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let r = login(app, "zed@example.com", json!({})).await;
+        assert_eq!(r.status(), 401, "attempt {i}");
+    }
+    assert_problem(
+        login(&a, "zed@example.com", json!({})).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert_problem(
+        login(&b, "zed@example.com", json!({})).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert_eq!(
+        login(&b, "yan@example.com", json!({})).await.status(),
+        401,
+        "another account still gets an answer"
+    );
+}

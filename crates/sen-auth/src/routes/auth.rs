@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use crate::audit::{self, Entry};
 use crate::cookies;
 use crate::jwt::{self, AccessClaims};
+use crate::limits;
 use crate::password::check_policy;
 use crate::request_meta::Meta;
 use crate::sessions::{self, Issued};
@@ -45,6 +46,7 @@ pub struct UserEnvelope {
     (status = 201, description = "Created", body = UserEnvelope),
     (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "Invalid email, name or password", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn register(
     State(ctx): State<AppContext>,
@@ -52,6 +54,14 @@ pub async fn register(
     Json(body): Json<RegisterBody>,
 ) -> AppResult<Response> {
     let state = AuthState::of(&ctx)?;
+    limits::guard(
+        &ctx,
+        &[(
+            limits::ip_key("register", meta.ip.as_deref()),
+            limits::REGISTER_IP,
+        )],
+    )
+    .await?;
     let mut errors = Vec::new();
     let email = normalise_email("email", &body.email)
         .map_err(|e| errors.push(e))
@@ -218,6 +228,7 @@ pub async fn issue(
 #[utoipa::path(post, path = "/login", tag = "auth", request_body = LoginBody, responses(
     (status = 200, description = "Signed in; cookies set", body = TokenResponse),
     (status = 401, description = "`invalid_credentials`, `mfa_required` or `mfa_invalid`", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "`rate_limited`, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn login(
     State(ctx): State<AppContext>,
@@ -237,6 +248,17 @@ pub async fn login(
         }
     };
     let email = body.email.trim().to_lowercase();
+    limits::guard(
+        &ctx,
+        &[
+            (
+                limits::ip_key("login", meta.ip.as_deref()),
+                limits::LOGIN_IP,
+            ),
+            (limits::account_key("login", &email), limits::LOGIN_ACCOUNT),
+        ],
+    )
+    .await?;
     let db = ctx.db();
     let row = db
         .orm()

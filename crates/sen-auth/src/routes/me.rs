@@ -386,6 +386,7 @@ pub async fn totp_confirm(
     if me_row(&me)?.mfa_enabled {
         return Err(mfa_conflict());
     }
+    mfa::guard_codes(&ctx, &me.user_id).await?;
     let db = ctx.db();
     let tx = db.begin_write().await?;
     if !mfa::consume_totp(&ctx, &state, &tx, &me.user_id, &body.code).await? {

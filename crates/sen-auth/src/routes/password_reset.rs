@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::audit::{self, Entry};
 use crate::crypto::{random_token, sha256_hex};
+use crate::limits;
 use crate::password::check_policy;
 use crate::request_meta::Meta;
 use crate::state::AuthState;
@@ -33,9 +34,10 @@ pub struct ResetRequest {
     pub email: String,
 }
 
-/// Asks for a reset link. Always 202.
+/// Asks for a reset link. Always 202 (429 when asked too often).
 #[utoipa::path(post, path = "/password-reset", tag = "auth", request_body = ResetRequest, responses(
     (status = 202, description = "If the account exists, a link is on its way"),
+    (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn request_reset(
     State(ctx): State<AppContext>,
@@ -43,6 +45,17 @@ pub async fn request_reset(
     Json(body): Json<ResetRequest>,
 ) -> AppResult<StatusCode> {
     let email: String = body.email.trim().to_lowercase().chars().take(254).collect();
+    limits::guard(
+        &ctx,
+        &[
+            (
+                limits::ip_key("reset", meta.ip.as_deref()),
+                limits::RESET_IP,
+            ),
+            (limits::account_key("reset", &email), limits::RESET_ACCOUNT),
+        ],
+    )
+    .await?;
     let job = NewJob::of(&SendReset { email, ip: meta.ip }).map_err(AppError::internal)?;
     ctx.jobs().enqueue(ctx.db().orm(), job).await?;
     Ok(StatusCode::ACCEPTED)
@@ -158,6 +171,14 @@ pub async fn confirm_reset(
     Json(body): Json<ResetConfirm>,
 ) -> AppResult<StatusCode> {
     let state = AuthState::of(&ctx)?;
+    limits::guard(
+        &ctx,
+        &[(
+            limits::ip_key("reset-confirm", meta.ip.as_deref()),
+            limits::RESET_CONFIRM_IP,
+        )],
+    )
+    .await?;
     check_policy("new_password", &body.new_password)?;
     if body.token.len() > 128 {
         return Err(bad_token());
