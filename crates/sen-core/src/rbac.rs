@@ -194,9 +194,7 @@ impl Rbac {
         let support: Vec<String> = rbac
             .permissions
             .values()
-            .filter(|p| {
-                p.read_only || p.name == "auth:users.write" || p.name == "system:jobs.write"
-            })
+            .filter(|p| p.read_only || p.name == "auth:users.write" || p.name == "jobs:write")
             .map(|p| p.name.clone())
             .collect();
         for (name, title, perms) in [

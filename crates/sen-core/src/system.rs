@@ -80,11 +80,10 @@ impl App for SystemApp {
 
     fn permissions(&self) -> Vec<crate::rbac::PermissionDecl> {
         use crate::rbac::PermissionDecl;
-        vec![
-            PermissionDecl::read("instances.read", "See the processes of this deployment"),
-            PermissionDecl::read("jobs.read", "See queues, jobs and schedules"),
-            PermissionDecl::write("jobs.write", "Retry, cancel and run jobs and schedules"),
-        ]
+        vec![PermissionDecl::read(
+            "instances.read",
+            "See the processes of this deployment",
+        )]
     }
 
     fn routes(&self) -> OpenApiRouter<AppContext> {

@@ -7,9 +7,11 @@
 //! was lost (every write is fenced by the lock token); the attempt counts
 //! at claim, so a job that crashes its worker still reaches `dead`.
 
+pub mod admin;
 pub mod outbox;
 pub mod queue;
 pub mod scheduler;
 pub mod worker;
 
+pub use admin::JobsApp;
 pub use worker::{RunningWorker, WorkerConfig, start};

@@ -276,6 +276,34 @@ pub async fn retry(db: &Db, id: &str) -> Result<bool, DbErr> {
         == 1)
 }
 
+/// States a bulk retry may take jobs from.
+pub const RETRYABLE_STATES: [&str; 3] = ["dead", "cancelled", "retryable"];
+
+/// Retries up to 10,000 jobs matching `filter` (its state must be one of
+/// [`RETRYABLE_STATES`]; `dead` when absent). Returns how many.
+pub async fn retry_many(db: &Db, filter: &JobFilter) -> Result<u64, DbErr> {
+    let now = db_now(db.backend());
+    let state = filter.state.clone().unwrap_or_else(|| "dead".into());
+    let mut inner = String::from("SELECT id FROM sen_jobs WHERE state = ?");
+    let mut values: Vec<Value> = vec![state.into()];
+    for (column, value) in [("queue", &filter.queue), ("kind", &filter.kind)] {
+        if let Some(v) = value {
+            inner.push_str(&format!(" AND {column} = ?"));
+            values.push(v.clone().into());
+        }
+    }
+    inner.push_str(" ORDER BY id LIMIT 10000");
+    let sql = format!(
+        "UPDATE sen_jobs SET state = 'available', attempt = 0, run_at = {now}, finished_at = NULL
+         WHERE id IN ({inner}) AND state IN ('dead', 'cancelled', 'retryable')"
+    );
+    Ok(db
+        .orm()
+        .execute_raw(db.statement(&sql, values))
+        .await?
+        .rows_affected())
+}
+
 /// Cancels a job that has not finished; a running one's completion is then
 /// fenced out. False when it already finished or is unknown.
 pub async fn cancel(db: &Db, id: &str) -> Result<bool, DbErr> {
@@ -293,7 +321,7 @@ pub async fn cancel(db: &Db, id: &str) -> Result<bool, DbErr> {
 }
 
 /// Counts of one queue by state, and the age of its oldest ready job.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct QueueStats {
     /// Queue name.
     pub queue: String,
@@ -343,7 +371,7 @@ pub async fn stats(db: &Db) -> Result<Vec<QueueStats>, DbErr> {
 }
 
 /// One job as listings and the CLI show it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct JobRow {
     /// Id.
     pub id: String,
@@ -360,8 +388,10 @@ pub struct JobRow {
     /// When it runs or ran (RFC 3339).
     pub run_at: String,
     /// Arguments (JSON).
+    #[schema(value_type = Object)]
     pub args: serde_json::Value,
     /// Every attempt's error.
+    #[schema(value_type = Vec<Object>)]
     pub errors: serde_json::Value,
 }
 

@@ -19,7 +19,8 @@ use crate::cli::{AdminAction, Cli, Command, ConfigAction, JobsAction, KeysAction
 pub fn platform_apps() -> anyhow::Result<Apps> {
     Ok(Apps::new()
         .register(sen_core::system::SystemApp)?
-        .register(sen_auth::AuthApp)?)
+        .register(sen_auth::AuthApp)?
+        .register(sen_jobs::JobsApp)?)
 }
 
 /// Builds the apps of a binary (called once per command).

@@ -1368,6 +1368,29 @@ async fn attempts_are_limited_per_account_without_locking_out_others(app: TestAp
     assert_eq!(statuses[10], 429, "{statuses:?}");
 }
 
+/// A request that enqueues a job while the database is gone answers a
+/// 503 problem (and the process keeps serving).
+async fn enqueue_without_a_database_is_a_503(app: TestApp) {
+    app.ctx.db().close().await;
+    let r = app
+        .post_json("/api/v1/auth/password-reset", &json!({"email": "ann@example.com"}))
+        .await;
+    let body = assert_problem(r, 503, "dependency_unavailable").await;
+    assert!(!body.to_string().contains("sqlx"), "no internals: {body}");
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+/// Without workers: a worker's LISTEN connection would keep
+/// `close()` waiting.
+mod no_workers {
+    use super::*;
+    sen_testkit::both_backends!(spawn_plain; enqueue_without_a_database_is_a_503);
+}
+
+async fn spawn_plain(backend: sen_testkit::Backend) -> TestApp {
+    common::spawn(backend).await
+}
+
 sen_testkit::both_backends!(spawn;
     attempts_are_limited_per_account_without_locking_out_others,
     api_keys_are_scoped_shown_once_and_revocable,

@@ -925,6 +925,221 @@ mod with_workers {
     );
 }
 
+/// The platform apps (auth, jobs) beside the test jobs, with workers.
+async fn spawn_admin(backend: Backend) -> TestApp {
+    let apps = Apps::new()
+        .register(sen_core::system::SystemApp)
+        .unwrap()
+        .register(sen_auth::AuthApp)
+        .unwrap()
+        .register(sen_jobs::JobsApp)
+        .unwrap()
+        .register(TestJobs)
+        .unwrap();
+    TestApp::builder(backend)
+        .apps(apps)
+        .config(|c| {
+            c.job_poll_ms = 50;
+            c.job_lease_ms = 2_000;
+        })
+        .workers()
+        .spawn()
+        .await
+}
+
+async fn admin_api_lists_shows_retries_and_cancels_jobs(app: TestApp) {
+    use reqwest::Method;
+    use sen_testkit::assert_problem;
+    use serde_json::{Value, json};
+    let owner = common::owner_token(&app).await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "ann@example.com", "password": "a long pass phrase", "name": "Ann"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let ann = common::login_token(&app, "ann@example.com", "a long pass phrase").await;
+    let get = |path: String, token: String| {
+        let app = &app;
+        async move {
+            app.request(Method::GET, &path)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let post = |path: String, token: String, body: Value| {
+        let app = &app;
+        async move {
+            app.request(Method::POST, &path)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_problem(app.get("/api/v1/admin/jobs").await, 401, "unauthenticated").await;
+    let body = assert_problem(
+        get("/api/v1/admin/jobs".into(), ann.clone()).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("jobs:read"));
+
+    let dead = enqueue(&app, NewJob::of(&Explodes).unwrap()).await;
+    let done = enqueue(&app, NewJob::of(&Record { tag: "a".into() }).unwrap()).await;
+    wait_state(&app, &dead, "dead").await;
+    wait_state(&app, &done, "completed").await;
+
+    let page: Value = get("/api/v1/admin/jobs?state=dead".into(), owner.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["id"], dead.as_str(), "{page}");
+    assert_problem(
+        get("/api/v1/admin/jobs?state=bogus".into(), owner.clone()).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let first: Value = get("/api/v1/admin/jobs?limit=1".into(), owner.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("more than one job")
+        .to_string();
+    let second: Value = get(
+        format!("/api/v1/admin/jobs?limit=1&cursor={cursor}"),
+        owner.clone(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_ne!(first["items"][0]["id"], second["items"][0]["id"]);
+
+    let job: Value = get(format!("/api/v1/admin/jobs/{dead}"), owner.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(job["state"], "dead");
+    assert_eq!(job["errors"].as_array().unwrap().len(), 3, "{job}");
+    assert_problem(
+        get("/api/v1/admin/jobs/nope".into(), owner.clone()).await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    let queues: Value = get("/api/v1/admin/queues".into(), owner.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let default = queues["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "default")
+        .unwrap();
+    assert_eq!(default["dead"], 1, "{queues}");
+    assert!(default["states"]["completed"].as_i64().unwrap() >= 1);
+
+    // Writes need jobs:write.
+    assert_problem(
+        post(
+            format!("/api/v1/admin/jobs/{dead}/retry"),
+            ann.clone(),
+            json!({}),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        post(
+            format!("/api/v1/admin/jobs/{done}/cancel"),
+            owner.clone(),
+            json!({}),
+        )
+        .await,
+        409,
+        "job_finished",
+    )
+    .await;
+    let r = post(
+        format!("/api/v1/admin/jobs/{dead}/retry"),
+        owner.clone(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let (_, attempt, _) = wait_state(&app, &dead, "dead").await;
+    assert_eq!(attempt, 3, "a fresh attempt budget, spent again");
+    let r = post(
+        "/api/v1/admin/jobs/retry".into(),
+        owner.clone(),
+        json!({"filter": {"state": "completed"}}),
+    )
+    .await;
+    assert_problem(r, 422, "validation_failed").await;
+    let r: Value = post(
+        "/api/v1/admin/jobs/retry".into(),
+        owner.clone(),
+        json!({"filter": {"state": "dead", "kind": "test.explodes"}}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(r["retried"], 1, "{r}");
+
+    let schedules: Value = get("/api/v1/admin/schedules".into(), owner.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        schedules["items"][0]["name"], "test.every-second",
+        "{schedules}"
+    );
+    let r = post(
+        "/api/v1/admin/schedules/test.every-second/run".into(),
+        owner.clone(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_state(&app, &id, "completed").await;
+    assert_problem(
+        post("/api/v1/admin/schedules/nope/run".into(), owner, json!({})).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+mod admin_api {
+    use super::*;
+    sen_testkit::both_backends!(spawn_admin;
+        admin_api_lists_shows_retries_and_cancels_jobs,
+    );
+}
+
 mod graceful {
     use super::*;
     sen_testkit::both_backends!(spawn_with_short_grace;

@@ -111,6 +111,8 @@ pub fn apps() -> Apps {
         .unwrap()
         .register(sen_auth::AuthApp)
         .unwrap()
+        .register(sen_jobs::JobsApp)
+        .unwrap()
         .register(Probe)
         .unwrap()
 }
