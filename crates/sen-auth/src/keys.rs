@@ -264,3 +264,55 @@ pub fn jwks_body(ring: &KeyRing) -> Result<bytes::Bytes, AppError> {
     }
     Ok(set.jwks.clone())
 }
+
+/// The scheduled rotation: rotates when the signing key is older than
+/// `auth_key_rotation_days`, and forgets keys retired more than a day ago.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct RotateKeys;
+
+impl sen_core::jobs::Job for RotateKeys {
+    const KIND: &'static str = "auth.rotate_keys";
+
+    async fn run(self, job: sen_core::jobs::JobContext) -> Result<(), sen_core::jobs::JobError> {
+        let ctx = &job.app;
+        let state = match crate::state::AuthState::of(ctx) {
+            Ok(s) => s,
+            Err(_) => {
+                let s = Arc::new(
+                    crate::state::AuthState::from_config(ctx)
+                        .map_err(sen_core::jobs::JobError::retry)?,
+                );
+                s.keys
+                    .load(ctx)
+                    .await
+                    .map_err(sen_core::jobs::JobError::retry)?;
+                s
+            }
+        };
+        let db = ctx.db();
+        let now = now_ms();
+        db.orm()
+            .execute_raw(db.statement(
+                "DELETE FROM sen_signing_keys WHERE retire_at IS NOT NULL AND retire_at < ?",
+                [(now - 86_400_000).into()],
+            ))
+            .await?;
+        let newest: Option<i64> = db
+            .orm()
+            .query_one_raw(db.statement("SELECT MAX(created_at) AS c FROM sen_signing_keys", []))
+            .await?
+            .map(|r| r.try_get::<Option<i64>>("", "c"))
+            .transpose()?
+            .flatten();
+        let max_age = ctx.config().auth_key_rotation_days as i64 * 86_400_000;
+        if newest.is_none_or(|c| now - c >= max_age) {
+            let kid = state
+                .keys
+                .rotate(ctx, state.access_ttl)
+                .await
+                .map_err(sen_core::jobs::JobError::retry)?;
+            tracing::info!(kid, "signing key rotated on schedule");
+        }
+        Ok(())
+    }
+}

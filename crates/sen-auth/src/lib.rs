@@ -78,9 +78,23 @@ impl App for AuthApp {
     }
 
     fn jobs(&self) -> Vec<sen_core::jobs::JobHandler> {
-        vec![sen_core::jobs::JobHandler::of::<
-            routes::password_reset::SendReset,
-        >()]
+        vec![
+            sen_core::jobs::JobHandler::of::<routes::password_reset::SendReset>(),
+            sen_core::jobs::JobHandler::of::<keys::RotateKeys>(),
+        ]
+    }
+
+    fn schedules(&self) -> Vec<sen_core::jobs::Schedule> {
+        // Hourly: the job itself decides whether the key is old enough, so
+        // a missed run only delays rotation by an hour.
+        match sen_core::jobs::NewJob::of(&keys::RotateKeys) {
+            Ok(job) => vec![sen_core::jobs::Schedule::new(
+                "auth.rotate-keys",
+                "0 17 * * * *",
+                job,
+            )],
+            Err(_) => Vec::new(),
+        }
     }
 
     fn start<'a>(

@@ -170,6 +170,7 @@ async fn run_roles(
     ctx: AppContext,
     listener: Option<tokio::net::TcpListener>,
 ) -> anyhow::Result<ExitCode> {
+    let shutdown = sen_http::shutdown_signal();
     ctx.start_apps().await?;
     let worker = if ctx.roles().contains(&Role::Worker) {
         Some(sen_jobs::start(
@@ -184,7 +185,7 @@ async fn run_roles(
     } else {
         None
     };
-    let served = sen_http::instance::run(ctx.clone(), listener, sen_http::shutdown_signal()).await;
+    let served = sen_http::instance::run(ctx.clone(), listener, shutdown).await;
     if let Some(scheduler) = scheduler {
         scheduler.stop().await;
     }

@@ -1373,7 +1373,10 @@ async fn attempts_are_limited_per_account_without_locking_out_others(app: TestAp
 async fn enqueue_without_a_database_is_a_503(app: TestApp) {
     app.ctx.db().close().await;
     let r = app
-        .post_json("/api/v1/auth/password-reset", &json!({"email": "ann@example.com"}))
+        .post_json(
+            "/api/v1/auth/password-reset",
+            &json!({"email": "ann@example.com"}),
+        )
         .await;
     let body = assert_problem(r, 503, "dependency_unavailable").await;
     assert!(!body.to_string().contains("sqlx"), "no internals: {body}");
@@ -1391,7 +1394,72 @@ async fn spawn_plain(backend: sen_testkit::Backend) -> TestApp {
     common::spawn(backend).await
 }
 
+async fn scheduled_rotation_replaces_an_old_key(app: TestApp) {
+    register(&app, "ann@example.com").await;
+    let (before, _) = native(&app, "ann@example.com").await;
+    let db = app.ctx.db();
+    // A young key is left alone.
+    let id = sen_jobs::scheduler::run_now(&app.ctx, "auth.rotate-keys")
+        .await
+        .unwrap();
+    wait_job(&app, &id).await;
+    assert_eq!(key_count(&app).await, 1);
+    // A key older than the rotation period is replaced (with overlap).
+    db.orm()
+        .execute_raw(db.statement(
+            "UPDATE sen_signing_keys SET created_at = created_at - ?",
+            [(31_i64 * 86_400_000).into()],
+        ))
+        .await
+        .unwrap();
+    let id = sen_jobs::scheduler::run_now(&app.ctx, "auth.rotate-keys")
+        .await
+        .unwrap();
+    wait_job(&app, &id).await;
+    assert_eq!(key_count(&app).await, 2);
+    let jwks: Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{jwks}");
+    assert_eq!(get_auth(&app, "/api/v1/me", &before).await.status(), 200);
+}
+
+async fn key_count(app: &TestApp) -> i64 {
+    let db = app.ctx.db();
+    db.orm()
+        .query_one_raw(db.statement("SELECT COUNT(*) AS n FROM sen_signing_keys", []))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
+}
+
+async fn wait_job(app: &TestApp, id: &str) {
+    let db = app.ctx.db();
+    for _ in 0..200 {
+        let state: String = db
+            .orm()
+            .query_one_raw(db.statement("SELECT state FROM sen_jobs WHERE id = ?", [id.into()]))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "state")
+            .unwrap();
+        if state == "completed" {
+            return;
+        }
+        assert!(state != "dead", "job {id} died");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("job {id} did not complete");
+}
+
 sen_testkit::both_backends!(spawn;
+    scheduled_rotation_replaces_an_old_key,
     attempts_are_limited_per_account_without_locking_out_others,
     api_keys_are_scoped_shown_once_and_revocable,
     password_reset_is_single_use_and_keeps_totp,
