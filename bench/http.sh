@@ -61,6 +61,7 @@ kill "${pids[-1]}"
 
 sen_port=$(free_port)
 export SEN_DATABASE_URL="sqlite://$work/sen.db" SEN_PORT=$sen_port RUST_LOG=info
+export SEN_SECRET_KEY="bench-secret-key-$(date +%s%N)-0123456789abcdef"
 target/release/sen migrate >/dev/null 2>&1
 target/release/sen serve 2>"$work/sen.log" & pids+=($!)
 wait_port "$sen_port"

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Identity benchmark on 127.0.0.1, bounded in time:
+#   1. the raw argon2id hash rate of Sen's own parameters (m=19 MiB, t=2,
+#      p=1) with as many threads as Sen's hashing slots (the ceiling), and
+#      with every core (for reference);
+#   2. login throughput of `sen serve` (release, SQLite, rate limits off)
+#      against that ceiling (target >= 95 %);
+#   3. GET /api/v1/me with an EdDSA access token (verify + one user read):
+#      req/s (target >= 11,000) and p99 idle;
+#   4. p99 of GET /api/v1/me while a login storm runs (target <= 2x idle).
+# Prints a table and updates the "Identity" section of bench/RESULTS.md.
+#
+#   bench/auth.sh               # 10 s per measurement
+#   DURATION=5 bench/auth.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+cargo build --release --locked -q -p sen -p auth-bench
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
+rps_of() { awk '/Requests\/sec/ {print $2}' "$1"; }
+p99_of() { to_ms "$(awk '$1=="99%" {print $2}' "$1")"; }
+errors_of() { awk '/Non-2xx|Socket errors/ {print}' "$1" | tr '\n' ' '; }
+
+cores=$(nproc)
+slots=${SLOTS:-$(( cores > 1 ? cores - 1 : 1 ))}
+raw=$(target/release/auth-bench "$slots" "$DURATION")
+raw_all=$(target/release/auth-bench "$cores" "$DURATION")
+
+port=$(free_port)
+export SEN_DATABASE_URL="sqlite://$work/sen.db" SEN_PORT=$port RUST_LOG=warn
+export SEN_SECRET_KEY="bench-secret-key-$(date +%s%N)-0123456789abcdef" SEN_AUTH_RATE_LIMITS=false
+export SEN_AUTH_HASH_CONCURRENCY=$slots
+target/release/sen migrate >/dev/null
+echo "a long pass phrase" | target/release/sen admin create --email bench@example.com >/dev/null 2>&1
+target/release/sen serve 2>"$work/sen.log" & pids+=($!)
+wait_port "$port"
+base="http://127.0.0.1:$port"
+token=$(curl -s -X POST "$base/api/v1/auth/login" -H 'content-type: application/json' \
+  -d '{"email":"bench@example.com","password":"a long pass phrase"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+
+# Login throughput (enough connections to keep every hashing slot busy).
+wrk -t2 -c8 -d2s -s bench/login.lua "$base/api/v1/auth/login" >/dev/null 2>&1 || true
+wrk -t2 -c8 -d"${DURATION}s" --latency -s bench/login.lua "$base/api/v1/auth/login" > "$work/login.txt"
+[ -z "$(errors_of "$work/login.txt")" ] || echo "warning: login: $(errors_of "$work/login.txt")" >&2
+login=$(rps_of "$work/login.txt")
+
+# /me idle: throughput at 64 connections, latency at 8.
+wrk -t2 -c64 -d2s -H "Authorization: Bearer $token" "$base/api/v1/me" >/dev/null 2>&1 || true
+wrk -t2 -c64 -d"${DURATION}s" --latency -H "Authorization: Bearer $token" "$base/api/v1/me" > "$work/me.txt"
+[ -z "$(errors_of "$work/me.txt")" ] || echo "warning: me: $(errors_of "$work/me.txt")" >&2
+me_rps=$(rps_of "$work/me.txt")
+wrk -t1 -c8 -d"${DURATION}s" --latency -H "Authorization: Bearer $token" "$base/api/v1/me" > "$work/me_idle.txt"
+me_idle_p99=$(p99_of "$work/me_idle.txt")
+
+# /me during a login storm.
+wrk -t1 -c16 -d"$((DURATION + 2))s" -s bench/login.lua "$base/api/v1/auth/login" > "$work/storm.txt" 2>&1 &
+storm=$!
+sleep 1
+wrk -t1 -c8 -d"${DURATION}s" --latency -H "Authorization: Bearer $token" "$base/api/v1/me" > "$work/me_storm.txt"
+wait "$storm" || true
+me_storm_p99=$(p99_of "$work/me_storm.txt")
+storm_login=$(rps_of "$work/storm.txt")
+
+table=$(awk -v raw="$raw" -v rawall="$raw_all" -v slots="$slots" -v cores="$cores" -v login="$login" \
+  -v me="$me_rps" -v idle="$me_idle_p99" -v storm="$me_storm_p99" -v stormlogin="$storm_login" 'BEGIN {
+  printf "| measure | value | ceiling / reference | ratio | target | verdict |\n|---|---:|---:|---:|---|---|\n"
+  r = login / raw
+  printf "| logins/s (argon2id m=19MiB t=2, %d slot(s)) | %.1f | raw hash rate, %d thread(s): %.1f | %.2f | >= 0.95 | %s |\n", slots, login, slots, raw, r, (r >= 0.95 ? "meets" : "BELOW")
+  printf "| raw hash rate, every core | %.1f | (reference, %d threads) | | | |\n", rawall, cores
+  printf "| GET /api/v1/me req/s (EdDSA verify + user read) | %.0f | NestJS HS256 ~4,500; PocketBase ~3,900 | | >= 11,000 | %s |\n", me, (me >= 11000 ? "meets" : "BELOW")
+  printf "| GET /api/v1/me p99 idle (8 conns) | %.2f ms | | | | |\n", idle
+  s = storm / idle
+  printf "| GET /api/v1/me p99 during a login storm (%.0f logins/s) | %.2f ms | idle p99 %.2f ms | %.2f | <= 2.0 | %s |\n", stormlogin, storm, idle, s, (s <= 2.0 ? "meets" : "ABOVE")
+}')
+
+echo
+echo "$table"
+
+{
+  awk '/^## Identity/ {skip=1; next} /^## / {skip=0} !skip' bench/RESULTS.md
+  echo
+  echo "## Identity (bench/auth.sh)"
+  echo
+  echo "$(date -u +%Y-%m-%d), $cores cores, \`sen serve\` (release) on SQLite, rate limits off, wrk on the same cores, ${DURATION} s per measurement."
+  echo "Ceiling for logins: the raw argon2id hash rate of the same parameters with as many threads as Sen's hashing slots (cores - 1, so hashing never takes every core from the other routes)."
+  echo
+  echo "$table"
+} > "$work/RESULTS.md"
+mv "$work/RESULTS.md" bench/RESULTS.md
+echo
+echo "written to bench/RESULTS.md"
