@@ -32,7 +32,7 @@ p99_of() { to_ms "$(awk '$1=="99%" {print $2}' "$1")"; }
 errors_of() { awk '/Non-2xx|Socket errors/ {print}' "$1" | tr '\n' ' '; }
 
 cores=$(nproc)
-slots=${SLOTS:-$(( cores > 1 ? cores - 1 : 1 ))}
+slots=${SLOTS:-$cores}
 raw=$(target/release/auth-bench "$slots" "$DURATION")
 raw_all=$(target/release/auth-bench "$cores" "$DURATION")
 
@@ -92,7 +92,7 @@ echo "$table"
   echo "## Identity (bench/auth.sh)"
   echo
   echo "$(date -u +%Y-%m-%d), $cores cores, \`sen serve\` (release) on SQLite, rate limits off, wrk on the same cores, ${DURATION} s per measurement."
-  echo "Ceiling for logins: the raw argon2id hash rate of the same parameters with as many threads as Sen's hashing slots (cores - 1, so hashing never takes every core from the other routes)."
+  echo "Ceiling for logins: the raw argon2id hash rate of the same parameters with as many threads as Sen's hashing threads (one per core, at the lowest priority so other requests come first)."
   echo
   echo "$table"
 } > "$work/RESULTS.md"

@@ -1,16 +1,17 @@
 //! Password hashing with argon2id at the OWASP minimum (m = 19 MiB, t = 2,
-//! p = 1) on a bounded slice of the blocking pool, so a login storm queues
-//! for hashing slots instead of taking every core from the other routes;
-//! and the password policy (length, a bundled common-passwords list).
+//! p = 1) on a small pool of its own threads at the lowest scheduling
+//! priority: hashing uses whatever CPU the other routes leave, so a login
+//! storm queues for hashing instead of taking cores from them; and the
+//! password policy (length, a bundled common-passwords list).
 
 use std::collections::HashSet;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use sen_core::{AppError, FieldError};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, oneshot};
 
 /// OWASP's argon2id minimum: memory in KiB.
 pub const MEMORY_KIB: u32 = 19 * 1024;
@@ -49,12 +50,30 @@ pub fn check_policy(field: &str, password: &str) -> Result<(), AppError> {
     }
 }
 
-/// The argon2id hasher and its bounded pool of slots.
+type Task = Box<dyn FnOnce(&Argon2<'static>) + Send>;
+
+/// The argon2id hasher and its pool of low-priority threads.
 #[derive(Clone)]
 pub struct Passwords {
-    slots: Arc<Semaphore>,
-    argon: Arc<Argon2<'static>>,
+    tasks: mpsc::Sender<Task>,
     dummy: Arc<OnceCell<String>>,
+}
+
+/// One hashing thread: lowest priority, then hashes until the sender is gone.
+fn hash_thread(rx: Arc<Mutex<mpsc::Receiver<Task>>>) {
+    // Best effort: without the permission the thread keeps normal priority.
+    let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+    let argon = argon();
+    loop {
+        let task = match rx.lock() {
+            Ok(r) => r.recv(),
+            Err(p) => p.into_inner().recv(),
+        };
+        match task {
+            Ok(task) => task(&argon),
+            Err(_) => return,
+        }
+    }
 }
 
 fn argon() -> Argon2<'static> {
@@ -64,11 +83,22 @@ fn argon() -> Argon2<'static> {
 }
 
 impl Passwords {
-    /// A hasher running at most `concurrency` hashes at once.
-    pub fn new(concurrency: usize) -> Self {
+    /// A hasher with `threads` hashing threads (at most that many hashes
+    /// run at once; the rest wait in line).
+    pub fn new(threads: usize) -> Self {
+        let (tx, rx) = mpsc::channel::<Task>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("sen-argon2-{i}"))
+                .spawn(move || hash_thread(rx));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a password hashing thread");
+            }
+        }
         Self {
-            slots: Arc::new(Semaphore::new(concurrency.max(1))),
-            argon: Arc::new(argon()),
+            tasks: tx,
             dummy: Arc::new(OnceCell::new()),
         }
     }
@@ -77,15 +107,15 @@ impl Passwords {
         &self,
         f: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
     ) -> Result<T, AppError> {
-        let _slot = self
-            .slots
-            .acquire()
+        let (done, result) = oneshot::channel();
+        self.tasks
+            .send(Box::new(move |argon| {
+                let _ = done.send(f(argon));
+            }))
+            .map_err(|_| AppError::internal(anyhow::anyhow!("password hashing threads stopped")))?;
+        result
             .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!("hash slots closed: {e}")))?;
-        let argon = self.argon.clone();
-        tokio::task::spawn_blocking(move || f(&argon))
-            .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!("hashing task failed: {e}")))
+            .map_err(|_| AppError::internal(anyhow::anyhow!("password hashing task failed")))
     }
 
     /// Hashes `password` to a PHC string.

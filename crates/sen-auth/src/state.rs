@@ -45,7 +45,7 @@ impl AuthState {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let issuer = c.public_url();
         Ok(Self {
-            passwords: Passwords::new(c.auth_hash_concurrency.unwrap_or(cores.saturating_sub(1))),
+            passwords: Passwords::new(c.auth_hash_concurrency.unwrap_or(cores)),
             keys: KeyRing::new(sealer.clone(), alg),
             sealer,
             audience: issuer.clone(),

@@ -127,7 +127,8 @@ pub struct Config {
     pub auth_key_rotation_days: u64,
     /// Mark auth cookies `Secure` (keep on; browsers accept it on http://localhost).
     pub auth_cookie_secure: bool,
-    /// Password hashes computed at once (unset = cores − 1, at least 1).
+    /// Password hashing threads (unset = one per core; they run at the
+    /// lowest priority, so they only use CPU other work leaves).
     pub auth_hash_concurrency: Option<usize>,
     /// Limit login, registration, reset and code attempts per address and
     /// per account (turn off only for load tests).
@@ -311,7 +312,7 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         key: "auth_hash_concurrency",
         env: "SEN_AUTH_HASH_CONCURRENCY",
-        help: "password hashes at once (default cores - 1)",
+        help: "password hashing threads, lowest priority (default one per core)",
     },
     KeyDoc {
         key: "auth_rate_limits",
