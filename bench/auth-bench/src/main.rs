@@ -6,8 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -22,7 +22,9 @@ fn main() {
             let done = done.clone();
             std::thread::spawn(move || {
                 while Instant::now() < deadline {
-                    assert!(sen_auth::password::Passwords::raw_hash_once(b"a long pass phrase"));
+                    assert!(sen_auth::password::Passwords::raw_hash_once(
+                        b"a long pass phrase"
+                    ));
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             })
