@@ -65,6 +65,20 @@ pub fn sign(ring: &KeyRing, claims: &AccessClaims) -> Result<String, TokenError>
     jsonwebtoken::encode(&header, claims, key).map_err(|e| TokenError::Rejected(e.to_string()))
 }
 
+/// Signs any claims with the current key and header `typ` (id tokens: `JWT`).
+pub fn sign_typed<T: Serialize>(
+    ring: &KeyRing,
+    typ: &str,
+    claims: &T,
+) -> Result<String, TokenError> {
+    let set = ring.current();
+    let (kid, alg, key) = set.signer.as_ref().ok_or(TokenError::NoSigner)?;
+    let mut header = Header::new(*alg);
+    header.typ = Some(typ.into());
+    header.kid = Some(kid.clone());
+    jsonwebtoken::encode(&header, claims, key).map_err(|e| TokenError::Rejected(e.to_string()))
+}
+
 /// Verifies an access token for `issuer` and `audience`.
 pub fn verify(
     ring: &KeyRing,

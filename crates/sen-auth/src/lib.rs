@@ -17,6 +17,7 @@ pub mod jwt;
 pub mod keys;
 pub mod limits;
 pub mod mfa;
+pub mod oauth;
 pub mod password;
 pub mod request_meta;
 pub mod roles_sync;
@@ -60,6 +61,7 @@ impl App for AuthApp {
         vec![
             Box::new(schema::CreateAuthTables),
             Box::new(schema::CreateCredentialTables),
+            Box::new(schema::CreateOAuthTables),
         ]
     }
 
@@ -136,6 +138,32 @@ impl App for AuthApp {
                 routes::api_keys::list_keys
             ))
             .routes(routes!(routes::api_keys::revoke_key))
+            .routes(routes!(oauth::clients::create_client))
+            .routes(routes!(oauth::clients::list_consents))
+            .routes(routes!(oauth::clients::revoke_consent))
             .merge(routes::admin::routes())
+            .route(
+                "/oauth/authorize",
+                axum::routing::get(oauth::authorize::authorize_get)
+                    .post(oauth::authorize::authorize_post),
+            )
+            .route("/oauth/token", axum::routing::post(oauth::token::token))
+            .route("/oauth/revoke", axum::routing::post(oauth::token::revoke))
+            .route(
+                "/oauth/introspect",
+                axum::routing::post(oauth::token::introspect),
+            )
+            .route(
+                "/oauth/userinfo",
+                axum::routing::get(oauth::token::userinfo).post(oauth::token::userinfo),
+            )
+            .route(
+                "/.well-known/oauth-authorization-server",
+                axum::routing::get(oauth::discovery::metadata),
+            )
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(oauth::discovery::metadata),
+            )
     }
 }

@@ -23,6 +23,8 @@ pub const RESET_IP: Quota = Quota::new(10, HOUR);
 pub const RESET_ACCOUNT: Quota = Quota::new(3, HOUR);
 /// Reset confirmations per address.
 pub const RESET_CONFIRM_IP: Quota = Quota::new(20, HOUR);
+/// Token requests per address.
+pub const OAUTH_TOKEN_IP: Quota = Quota::new(60, MIN);
 /// Second-factor code attempts per account.
 pub const TOTP_ACCOUNT: Quota = Quota::new(10, Duration::from_secs(15 * 60));
 

@@ -157,6 +157,60 @@ impl Migration for CreateCredentialTables {
     }
 }
 
+/// The OAuth2 provider: clients, authorization codes, consents, and which
+/// client a session (token family) belongs to.
+pub struct CreateOAuthTables;
+
+const OAUTH: &[&str] = &[
+    "ALTER TABLE sen_sessions ADD COLUMN client_id TEXT NOT NULL DEFAULT 'sen'",
+    "ALTER TABLE sen_sessions ADD COLUMN scope TEXT NOT NULL DEFAULT ''",
+    "CREATE TABLE sen_oauth_clients (
+        client_id TEXT NOT NULL PRIMARY KEY,
+        owner_id TEXT NOT NULL REFERENCES sen_users (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        redirect_uris TEXT NOT NULL,
+        confidential BOOLEAN NOT NULL,
+        secret_hash TEXT,
+        created_at BIGINT NOT NULL,
+        revoked_at BIGINT
+    )",
+    "CREATE TABLE sen_oauth_codes (
+        code_hash TEXT NOT NULL PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        user_id TEXT NOT NULL REFERENCES sen_users (id) ON DELETE CASCADE,
+        redirect_uri TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        code_challenge TEXT NOT NULL,
+        nonce TEXT,
+        auth_time BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        used_at BIGINT,
+        session_id TEXT
+    )",
+    "CREATE TABLE sen_oauth_consents (
+        user_id TEXT NOT NULL REFERENCES sen_users (id) ON DELETE CASCADE,
+        client_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (user_id, client_id)
+    )",
+];
+
+#[async_trait]
+impl Migration for CreateOAuthTables {
+    fn name(&self) -> &'static str {
+        "0003_oauth"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        for sql in OAUTH {
+            tx.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Migration for CreateAuthTables {
     fn name(&self) -> &'static str {

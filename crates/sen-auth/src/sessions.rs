@@ -48,9 +48,13 @@ pub struct Issued {
     pub refresh_token: String,
     /// When the session ends regardless of refreshes (ms).
     pub expires_at: i64,
+    /// The client the session belongs to (`sen` for first-party sign-in).
+    pub client_id: String,
+    /// Scopes granted to that client (empty for first-party).
+    pub scope: String,
 }
 
-/// Opens a session for `user_id` on `conn` (the caller's transaction).
+/// Opens a first-party session for `user_id` on `conn` (the caller's transaction).
 pub async fn open(
     ctx: &AppContext,
     state: &AuthState,
@@ -59,12 +63,25 @@ pub async fn open(
     user_agent: Option<&str>,
     ip: Option<&str>,
 ) -> Result<Issued, AppError> {
+    open_for(ctx, state, conn, user_id, ("sen", ""), user_agent, ip).await
+}
+
+/// Opens a session of `client` = `(client_id, scope)` for `user_id` on `conn`.
+pub async fn open_for(
+    ctx: &AppContext,
+    state: &AuthState,
+    conn: &impl ConnectionTrait,
+    user_id: &str,
+    client: (&str, &str),
+    user_agent: Option<&str>,
+    ip: Option<&str>,
+) -> Result<Issued, AppError> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_ms();
     let expires_at = now + state.session_ttl.as_millis() as i64;
     let db = ctx.db();
     conn.execute_raw(db.statement(
-        "INSERT INTO sen_sessions (id, user_id, created_at, expires_at, last_used_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sen_sessions (id, user_id, created_at, expires_at, last_used_at, user_agent, ip, client_id, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             id.clone().into(),
             user_id.into(),
@@ -73,6 +90,8 @@ pub async fn open(
             now.into(),
             user_agent.map(str::to_string).into(),
             ip.map(str::to_string).into(),
+            client.0.into(),
+            client.1.into(),
         ],
     ))
     .await?;
@@ -82,6 +101,8 @@ pub async fn open(
         session_id: id,
         refresh_token,
         expires_at,
+        client_id: client.0.to_string(),
+        scope: client.1.to_string(),
     })
 }
 
@@ -95,6 +116,7 @@ fn refresh_error(code: &'static str, detail: &str) -> AppError {
 pub async fn rotate(
     ctx: &AppContext,
     presented: &str,
+    client_id: &str,
     ip: Option<&str>,
 ) -> Result<Issued, AppError> {
     let invalid = || {
@@ -110,7 +132,7 @@ pub async fn rotate(
     let tx = db.begin_write().await?;
     let row = tx
         .query_one_raw(db.statement(
-            "SELECT t.id AS token_id, t.used_at, s.id AS session_id, s.user_id, s.revoked_at, s.expires_at, u.disabled_at
+            "SELECT t.id AS token_id, t.used_at, s.id AS session_id, s.user_id, s.revoked_at, s.expires_at, s.client_id, s.scope, u.disabled_at
              FROM sen_refresh_tokens t
              JOIN sen_sessions s ON s.id = t.session_id
              JOIN sen_users u ON u.id = s.user_id
@@ -128,8 +150,14 @@ pub async fn rotate(
     let revoked_at: Option<i64> = row.try_get("", "revoked_at")?;
     let expires_at: i64 = row.try_get("", "expires_at")?;
     let disabled_at: Option<i64> = row.try_get("", "disabled_at")?;
+    let session_client: String = row.try_get("", "client_id")?;
+    let scope: String = row.try_get("", "scope")?;
     let now = now_ms();
-    if revoked_at.is_some() || expires_at <= now || disabled_at.is_some() {
+    if revoked_at.is_some()
+        || expires_at <= now
+        || disabled_at.is_some()
+        || session_client != client_id
+    {
         return Err(invalid());
     }
     let claimed = if used_at.is_none() {
@@ -177,6 +205,8 @@ pub async fn rotate(
         session_id,
         refresh_token,
         expires_at,
+        client_id: session_client,
+        scope,
     })
 }
 

@@ -362,7 +362,7 @@ pub async fn refresh(
             AppError::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token")
                 .with_detail("Send the refresh cookie or a `refresh_token`.")
         })?;
-    let issued = match sessions::rotate(&ctx, &presented, meta.ip.as_deref()).await {
+    let issued = match sessions::rotate(&ctx, &presented, "sen", meta.ip.as_deref()).await {
         Ok(i) => i,
         Err(e) => {
             let mut resp = e.into_response();
