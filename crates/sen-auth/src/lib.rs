@@ -18,6 +18,7 @@ pub mod keys;
 pub mod limits;
 pub mod mfa;
 pub mod oauth;
+pub mod oidc_login;
 pub mod password;
 pub mod request_meta;
 pub mod roles_sync;
@@ -148,6 +149,14 @@ impl App for AuthApp {
                     .post(oauth::authorize::authorize_post),
             )
             .route("/oauth/token", axum::routing::post(oauth::token::token))
+            .route(
+                "/api/v1/auth/oidc/{provider}/start",
+                axum::routing::get(oidc_login::start),
+            )
+            .route(
+                "/api/v1/auth/oidc/{provider}/callback",
+                axum::routing::get(oidc_login::callback),
+            )
             .route("/oauth/revoke", axum::routing::post(oauth::token::revoke))
             .route(
                 "/oauth/introspect",

@@ -133,6 +133,42 @@ pub struct Config {
     /// Limit login, registration, reset and code attempts per address and
     /// per account (turn off only for load tests).
     pub auth_rate_limits: bool,
+    /// Third-party sign-in providers (OpenID Connect): a TOML array of
+    /// tables, or JSON in `SEN_AUTH_OIDC_PROVIDERS`.
+    #[serde(deserialize_with = "providers")]
+    pub auth_oidc_providers: Vec<OidcProvider>,
+}
+
+/// One OpenID Connect provider users may sign in with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProvider {
+    /// URL-safe name (`google`, `corp`); the callback is
+    /// `{public_url}/api/v1/auth/oidc/{name}/callback`.
+    pub name: String,
+    /// Title on the sign-in button.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The provider's issuer URL (discovery is read from it).
+    pub issuer: String,
+    /// Our client id there.
+    pub client_id: String,
+    /// Our client secret there.
+    pub client_secret: Secret,
+}
+
+fn providers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<OidcProvider>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrJson {
+        List(Vec<OidcProvider>),
+        Json(String),
+    }
+    match ListOrJson::deserialize(d)? {
+        ListOrJson::List(v) => Ok(v),
+        ListOrJson::Json(s) if s.trim().is_empty() => Ok(Vec::new()),
+        ListOrJson::Json(s) => serde_json::from_str(&s).map_err(serde::de::Error::custom),
+    }
 }
 
 impl Default for Config {
@@ -168,6 +204,7 @@ impl Default for Config {
             auth_cookie_secure: true,
             auth_hash_concurrency: None,
             auth_rate_limits: true,
+            auth_oidc_providers: Vec::new(),
         }
     }
 }
@@ -320,6 +357,11 @@ pub const KEYS: &[KeyDoc] = &[
         help: "limit sign-in and code attempts per address and account (default true)",
     },
     KeyDoc {
+        key: "auth_oidc_providers",
+        env: "SEN_AUTH_OIDC_PROVIDERS",
+        help: "OpenID Connect sign-in providers: [{name, issuer, client_id, client_secret}] (JSON in the environment)",
+    },
+    KeyDoc {
         key: "worker_port",
         env: "SEN_WORKER_PORT",
         help: "health/metrics port of `sen worker` (default none)",
@@ -459,6 +501,38 @@ impl Config {
         if self.auth_hash_concurrency == Some(0) {
             return Err(fail("auth_hash_concurrency", "must be at least 1".into()));
         }
+        for (i, p) in self.auth_oidc_providers.iter().enumerate() {
+            let ok_name = !p.name.is_empty()
+                && p.name.len() <= 32
+                && p.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !ok_name
+                || self.auth_oidc_providers[..i]
+                    .iter()
+                    .any(|o| o.name == p.name)
+            {
+                return Err(fail(
+                    "auth_oidc_providers",
+                    format!(
+                        "provider name {:?} must be unique and a-z, 0-9, '-'",
+                        p.name
+                    ),
+                ));
+            }
+            if url::Url::parse(&p.issuer)
+                .map(|u| !matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(true)
+            {
+                return Err(fail(
+                    "auth_oidc_providers",
+                    format!(
+                        "issuer {:?} of {:?} must be an http(s) URL",
+                        p.issuer, p.name
+                    ),
+                ));
+            }
+        }
         if let Some(u) = &self.public_url {
             let ok = url::Url::parse(u)
                 .map(|p| matches!(p.scheme(), "http" | "https") && p.query().is_none())
@@ -509,6 +583,14 @@ impl Config {
             }
             if self.secret_key.is_some() {
                 obj.insert("secret_key".into(), "[redacted]".into());
+            }
+            if let Some(list) = obj
+                .get_mut("auth_oidc_providers")
+                .and_then(|v| v.as_array_mut())
+            {
+                for p in list.iter_mut().filter_map(|p| p.as_object_mut()) {
+                    p.insert("client_secret".into(), "[redacted]".into());
+                }
             }
         }
         value

@@ -34,9 +34,17 @@ pub struct TestAppBuilder {
     apps: Option<Apps>,
     tweak: Vec<ConfigTweak>,
     workers: bool,
+    port: u16,
 }
 
 impl TestAppBuilder {
+    /// Listens on this loopback port (default: any free one), for tests
+    /// that must know a server's URL before it starts.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
     /// Uses Redis at `url` for cache and pub/sub.
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.redis_url = Some(url.into());
@@ -93,7 +101,7 @@ impl TestAppBuilder {
     /// Connects, migrates, and starts serving.
     pub async fn spawn(mut self) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -150,6 +158,7 @@ impl TestApp {
             apps: None,
             tweak: Vec::new(),
             workers: false,
+            port: 0,
         }
     }
 

@@ -624,3 +624,207 @@ sen_testkit::both_backends!(spawn;
 async fn spawn(backend: sen_testkit::Backend) -> TestApp {
     common::spawn(backend).await
 }
+
+/// Drives a browser through sign-in at `rp` with the provider `idp` (both
+/// real Sen servers): returns the RP's final response to the callback.
+async fn oidc_sign_in(rp: &TestApp, idp: &TestApp, email: &str, password: &str) -> Response {
+    let http = no_redirects();
+    let r = http
+        .get(rp.url("/api/v1/auth/oidc/idp/start?return_to=/welcome"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{:?}", r.text().await);
+    let state_cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("sen_oidc="))
+        .unwrap();
+    let authorize = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        authorize.starts_with(&idp.url("/oauth/authorize")),
+        "{authorize}"
+    );
+    // At the provider: sign in, then consent.
+    let mut form = form_of(&url::Url::parse(&authorize).unwrap());
+    form.push(("action".into(), "login".into()));
+    form.push(("email".into(), email.into()));
+    form.push(("password".into(), password.into()));
+    let r = http
+        .post(idp.url("/oauth/authorize"))
+        .header("origin", idp.url(""))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let idp_cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("sen_access="))
+        .unwrap();
+    let mut form = form_of(&url::Url::parse(&authorize).unwrap());
+    form.push(("action".into(), "approve".into()));
+    let r = http
+        .post(idp.url("/oauth/authorize"))
+        .header("origin", idp.url(""))
+        .header("cookie", &idp_cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let callback = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        callback.starts_with(&rp.url("/api/v1/auth/oidc/idp/callback")),
+        "{callback}"
+    );
+    // A callback without the state cookie is refused.
+    let r = http.get(&callback).send().await.unwrap();
+    assert_problem(r, 400, "oidc_state_mismatch").await;
+    http.get(&callback)
+        .header("cookie", &state_cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn idp_with_client(rp_port: u16) -> (TestApp, String, String) {
+    let idp = common::spawn(sen_testkit::Backend::Sqlite).await;
+    for (email, verified) in [
+        ("ann@example.com", true),
+        ("eve@example.com", false),
+        ("new@example.com", true),
+    ] {
+        let r = idp
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"email": email, "password": PW, "name": email.split('@').next().unwrap()}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        let db = idp.ctx.db();
+        db.orm()
+            .execute_raw(db.statement(
+                "UPDATE sen_users SET email_verified = ? WHERE email = ?",
+                [verified.into(), email.into()],
+            ))
+            .await
+            .unwrap();
+    }
+    let dev = common::login_token(&idp, "ann@example.com", PW).await;
+    let r = idp
+        .request(Method::POST, "/api/v1/oauth/clients")
+        .bearer_auth(dev)
+        .json(&json!({
+            "name": "Relying party",
+            "redirect_uris": [format!("http://127.0.0.1:{rp_port}/api/v1/auth/oidc/idp/callback")],
+            "confidential": true
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let c: Value = r.json().await.unwrap();
+    (
+        idp,
+        c["client_id"].as_str().unwrap().to_string(),
+        c["client_secret"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Third-party sign-in against a second Sen acting as the provider: a new
+/// account is created; an existing one is linked only by a verified email.
+async fn sign_in_with_another_sen_as_provider(backend: sen_testkit::Backend) {
+    let rp_port = sen_testkit::free_port();
+    let (idp, client_id, secret) = idp_with_client(rp_port).await;
+    let issuer = idp.url("");
+    let rp = TestApp::builder(backend)
+        .apps(common::apps())
+        .port(rp_port)
+        .config(move |c| {
+            c.auth_oidc_providers = vec![sen_core::config::OidcProvider {
+                name: "idp".into(),
+                title: Some("Sen IdP".into()),
+                issuer,
+                client_id,
+                client_secret: sen_core::config::Secret::new(secret),
+            }]
+        })
+        .spawn()
+        .await;
+    // Ann already has an account here; the provider vouches for her email.
+    let r = rp
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "ann@example.com", "password": "local pass phrase", "name": "Ann"}),
+        )
+        .await;
+    let local_id = r.json::<Value>().await.unwrap()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = oidc_sign_in(&rp, &idp, "ann@example.com", PW).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/welcome");
+    let access = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("sen_access="))
+        .unwrap();
+    let me: Value = rp
+        .request(Method::GET, "/api/v1/me")
+        .header("cookie", &access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["id"],
+        local_id.as_str(),
+        "linked to the existing account"
+    );
+    // A newcomer gets an account.
+    let r = oidc_sign_in(&rp, &idp, "new@example.com", PW).await;
+    assert_eq!(r.status(), 303);
+    let db = rp.ctx.db();
+    let n = db
+        .orm()
+        .query_one_raw(db.statement("SELECT COUNT(*) AS n FROM sen_identities", []))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(n, 2);
+    // Eve exists here, but the provider has not verified her email: no takeover.
+    let r = rp
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "eve@example.com", "password": "local pass phrase", "name": "Eve"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = oidc_sign_in(&rp, &idp, "eve@example.com", PW).await;
+    assert_problem(r, 409, "account_exists").await;
+    let _ = idp;
+}
+
+mod oidc {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::sign_in_with_another_sen_as_provider(sen_testkit::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::sign_in_with_another_sen_as_provider(sen_testkit::Backend::Postgres).await
+    }
+}

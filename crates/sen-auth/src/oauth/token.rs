@@ -12,7 +12,7 @@ use sen_core::{AppContext, AppError, AppResult, Principal};
 use serde::{Deserialize, Serialize};
 
 use super::Client;
-use crate::crypto::{b64, same, sha256_hex};
+use crate::crypto::{same, sha256_hex};
 use crate::jwt::{self, AccessClaims};
 use crate::request_meta::Meta;
 use crate::sessions::{self, Issued};
@@ -144,8 +144,6 @@ struct IdClaims {
     email_verified: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    at_hash: Option<String>,
 }
 
 async fn tokens_for(
@@ -178,9 +176,6 @@ async fn tokens_for(
             let Some(user) = user else {
                 return Ok(invalid_grant("the user is gone"));
             };
-            // at_hash: left half of SHA-256 of the access token (EdDSA and RS256 both use SHA-256 here).
-            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access.as_bytes());
-            let half = &digest.as_ref()[..16];
             let id = IdClaims {
                 iss: state.issuer.clone(),
                 sub: issued.user_id.clone(),
@@ -190,9 +185,12 @@ async fn tokens_for(
                 auth_time: auth_time / 1000,
                 nonce,
                 email: scopes.contains(&"email").then(|| user.email.clone()),
-                email_verified: scopes.contains(&"email").then_some(false),
+                email_verified: if scopes.contains(&"email") {
+                    Some(email_verified(ctx, &issued.user_id).await?)
+                } else {
+                    None
+                },
                 name: scopes.contains(&"profile").then(|| user.name.clone()),
-                at_hash: Some(b64(half)),
             };
             Some(
                 jwt::sign_typed(&state.keys, "JWT", &id)
@@ -215,6 +213,20 @@ async fn tokens_for(
     r.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(r)
+}
+
+async fn email_verified(ctx: &AppContext, user_id: &str) -> Result<bool, sea_orm::DbErr> {
+    let db = ctx.db();
+    Ok(db
+        .orm()
+        .query_one_raw(db.statement(
+            "SELECT email_verified FROM sen_users WHERE id = ?",
+            [user_id.into()],
+        ))
+        .await?
+        .map(|r| r.try_get::<bool>("", "email_verified"))
+        .transpose()?
+        .unwrap_or(false))
 }
 
 /// The token endpoint.
@@ -483,15 +495,18 @@ pub async fn introspect(
     Ok(r)
 }
 
-/// OpenID Connect userinfo for the token's user, within its scopes.
-pub async fn userinfo(me: Principal) -> AppResult<Json<serde_json::Value>> {
+/// OpenID Connect userinfo for the token's user.
+pub async fn userinfo(
+    State(ctx): State<AppContext>,
+    me: Principal,
+) -> AppResult<Json<serde_json::Value>> {
     let user = me
         .extra::<UserRow>()
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("principal without user row")))?;
     Ok(Json(serde_json::json!({
         "sub": user.id,
         "email": user.email,
-        "email_verified": false,
+        "email_verified": email_verified(&ctx, &user.id).await?,
         "name": user.name,
     })))
 }
