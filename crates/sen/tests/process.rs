@@ -185,6 +185,14 @@ async fn production_roles_on_postgres() {
         text(&out.stdout)
     );
 
+    let out = run(dir.path(), &["keys", "rotate"], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("published key"),
+        "{}",
+        text(&out.stdout)
+    );
+
     let mut web = spawn(dir.path(), &["serve"], &env, "web");
     let mut scheduler = spawn(dir.path(), &["worker", "--schedule"], &env, "scheduler");
     let mut normal = spawn(dir.path(), &["worker", "--normal"], &env, "normal");
