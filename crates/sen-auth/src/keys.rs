@@ -111,6 +111,18 @@ fn generate(alg: Algorithm) -> anyhow::Result<Generated> {
     }
 }
 
+fn pkcs8_pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for chunk in body.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
+}
+
 fn decoding_key(jwk: &serde_json::Value) -> Option<(Algorithm, DecodingKey)> {
     let s = |k: &str| jwk.get(k).and_then(|v| v.as_str());
     match s("alg")? {
@@ -207,7 +219,9 @@ impl KeyRing {
                     .sealer
                     .open(&row.try_get::<String>("", "private_sealed")?)?;
                 let enc = match alg {
-                    Algorithm::RS256 => EncodingKey::from_rsa_der(&der),
+                    // jsonwebtoken reads RSA DER only as PKCS#1, and aws-lc
+                    // writes PKCS#8: hand it over as a PKCS#8 PEM instead.
+                    Algorithm::RS256 => EncodingKey::from_rsa_pem(pkcs8_pem(&der).as_bytes())?,
                     _ => EncodingKey::from_ed_der(&der),
                 };
                 set.signer = Some((kid.clone(), alg, enc));

@@ -968,6 +968,32 @@ async fn admin_manages_users_roles_and_reads_the_audit_log(app: TestApp) {
     let grants = audit["items"].as_array().unwrap();
     assert_eq!(grants.len(), 2, "{audit}");
     assert!(grants.iter().all(|e| e["target"] == ann_id.as_str()));
+    let future: Value = get_auth(
+        &app,
+        "/api/v1/admin/audit?since=2999-01-01T00:00:00Z",
+        &owner,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(future["items"], json!([]));
+    let past: Value = get_auth(
+        &app,
+        "/api/v1/admin/audit?until=2000-01-01T00:00:00Z",
+        &owner,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(past["items"], json!([]));
+    assert_problem(
+        get_auth(&app, "/api/v1/admin/audit?since=yesterday", &owner).await,
+        422,
+        "validation_failed",
+    )
+    .await;
     let everything: Value = get_auth(&app, "/api/v1/admin/audit?limit=200", &owner)
         .await
         .json()
@@ -1458,7 +1484,96 @@ async fn wait_job(app: &TestApp, id: &str) {
     panic!("job {id} did not complete");
 }
 
+async fn scoped_roles_open_only_their_resource(app: TestApp) {
+    let owner = common::owner_token(&app).await;
+    let ann = register(&app, "ann@example.com").await;
+    let ann_id = ann["id"].as_str().unwrap().to_string();
+    let (token, _) = native(&app, "ann@example.com").await;
+    let report = |region: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            get_auth(
+                app,
+                &format!("/api/v1/probe/regions/{region}/report"),
+                &token,
+            )
+            .await
+        }
+    };
+    let body = assert_problem(report("north").await, 403, "forbidden").await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("probe:reports.read"),
+        "{body}"
+    );
+    let r = send_auth(
+        &app,
+        Method::PUT,
+        &format!("/api/v1/admin/users/{ann_id}/roles"),
+        &owner,
+        json!({"roles": [{"role": "probe.editor", "scope": "north"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(report("north").await.status(), 200);
+    assert_problem(report("south").await, 403, "forbidden").await;
+    let me: Value = get_auth(&app, "/api/v1/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["permissions"],
+        json!([]),
+        "a scoped role grants nothing globally"
+    );
+    // The owner holds it globally.
+    assert_eq!(
+        get_auth(&app, "/api/v1/probe/regions/south/report", &owner)
+            .await
+            .status(),
+        200
+    );
+}
+
+async fn rs256_keys_sign_and_verify(app: TestApp) {
+    register(&app, "ann@example.com").await;
+    let (token, _) = native(&app, "ann@example.com").await;
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    assert_eq!(get_auth(&app, "/api/v1/me", &token).await.status(), 200);
+    let jwks: Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "RSA");
+    assert!(
+        key.get("d").is_none() && key.get("p").is_none(),
+        "public only: {key}"
+    );
+}
+
+async fn spawn_rs256(backend: sen_testkit::Backend) -> TestApp {
+    TestApp::builder(backend)
+        .apps(common::apps())
+        .config(|c| c.auth_jwt_alg = "RS256".into())
+        .spawn()
+        .await
+}
+
+mod rs256 {
+    use super::*;
+    sen_testkit::both_backends!(spawn_rs256; rs256_keys_sign_and_verify);
+}
+
 sen_testkit::both_backends!(spawn;
+    scoped_roles_open_only_their_resource,
     scheduled_rotation_replaces_an_old_key,
     attempts_are_limited_per_account_without_locking_out_others,
     api_keys_are_scoped_shown_once_and_revocable,

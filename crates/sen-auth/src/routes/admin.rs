@@ -501,10 +501,30 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// Only entries about this target.
     pub target: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only entries before this time (RFC 3339).
+    pub until: Option<String>,
     /// Page size (1–200, default 50).
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+fn time_filter(field: &str, value: Option<&str>) -> AppResult<Option<i64>> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.timestamp_millis())
+                .map_err(|_| {
+                    AppError::validation(vec![FieldError::new(
+                        field,
+                        "invalid_time",
+                        "must be an RFC 3339 time",
+                    )])
+                })
+        })
+        .transpose()
 }
 
 /// One audit entry.
@@ -565,6 +585,14 @@ pub async fn list_audit(
             sql.push_str(&format!(" AND {col} = ?"));
             values.push(v.into());
         }
+    }
+    if let Some(t) = time_filter("since", q.since.as_deref())? {
+        sql.push_str(" AND at >= ?");
+        values.push(t.into());
+    }
+    if let Some(t) = time_filter("until", q.until.as_deref())? {
+        sql.push_str(" AND at < ?");
+        values.push(t.into());
     }
     sql.push_str(" ORDER BY id DESC LIMIT ?");
     values.push(i64::from(limit + 1).into());

@@ -29,6 +29,19 @@ impl App for Probe {
     fn description(&self) -> &'static str {
         "Test endpoints"
     }
+    fn permissions(&self) -> Vec<sen_core::rbac::PermissionDecl> {
+        vec![
+            sen_core::rbac::PermissionDecl::read("reports.read", "Read a region's report"),
+            sen_core::rbac::PermissionDecl::write("reports.write", "Change a region's report"),
+        ]
+    }
+    fn roles(&self) -> Vec<sen_core::rbac::RoleDecl> {
+        vec![sen_core::rbac::RoleDecl {
+            name: "editor",
+            title: "Report editor",
+            permissions: vec!["reports.read", "reports.write"],
+        }]
+    }
     fn routes(&self) -> OpenApiRouter<AppContext> {
         OpenApiRouter::new()
             .routes(routes!(create_item))
@@ -37,6 +50,7 @@ impl App for Probe {
             .routes(routes!(slow))
             .routes(routes!(cache_roundtrip))
             .routes(routes!(big))
+            .routes(routes!(region_report))
     }
 }
 
@@ -97,6 +111,28 @@ async fn cache_roundtrip(State(ctx): State<AppContext>) -> AppResult<Json<serde_
         .await?;
     let v: Option<i32> = cache.get_json("probe").await?;
     Ok(Json(serde_json::json!({ "value": v })))
+}
+
+/// A region's report: for the region's own staff (a role scoped to the
+/// region) or anyone holding `probe:reports.read` globally.
+#[utoipa::path(get, path = "/regions/{id}/report", params(("id" = String, Path)), responses((status = 200), (status = 403)))]
+async fn region_report(
+    State(ctx): State<AppContext>,
+    me: sen_core::Principal,
+    sen_core::extract::Path(id): sen_core::extract::Path<String>,
+) -> AppResult<Json<serde_json::Value>> {
+    sen_core::principal::authorize(
+        &ctx,
+        Some(&me),
+        &[
+            sen_core::Policy::Permission("probe:reports.read"),
+            sen_core::Policy::Scoped {
+                permission: "probe:reports.read",
+                scope: &id,
+            },
+        ],
+    )?;
+    Ok(Json(serde_json::json!({ "region": id })))
 }
 
 #[utoipa::path(get, path = "/big", responses((status = 200)))]
