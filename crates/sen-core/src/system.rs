@@ -75,6 +75,7 @@ impl App for SystemApp {
                     .statement(by_last_seen),
             ),
             Box::new(crate::jobs::schema::CreateJobTables),
+            Box::new(crate::jobs::schema::AddJobOrdering),
         ]
     }
 

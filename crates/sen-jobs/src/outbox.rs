@@ -98,8 +98,14 @@ pub async fn dispatch_batch(ctx: &AppContext, subscribers: &[Subscriber]) -> Res
                 subscriber: s.name.to_string(),
                 event: event.clone(),
             };
-            let job = NewJob::of(&delivery).map_err(|e| DbErr::Custom(e.to_string()))?;
-            jobs.push(job.once(format!("event:{id}:{}", s.name)));
+            let mut job = NewJob::of(&delivery)
+                .map_err(|e| DbErr::Custom(e.to_string()))?
+                .once(format!("event:{id}:{}", s.name));
+            if let (true, Some(key)) = (s.ordered, &event.key) {
+                // Event ids are UUIDv7, so they sort in publish order.
+                job = job.ordered(format!("{}:{key}", s.name), id.clone());
+            }
+            jobs.push(job);
         }
         ids.push(id);
     }

@@ -70,12 +70,16 @@ pub async fn claim(
     let now = db_now(db.backend());
     let token = uuid::Uuid::now_v7().to_string();
     let ready = "state IN ('available', 'scheduled', 'retryable')";
+    // Ordered jobs wait while an earlier job of their key is unfinished.
+    let in_order = "(order_key IS NULL OR NOT EXISTS (SELECT 1 FROM sen_jobs e
+        WHERE e.order_key = sen_jobs.order_key AND e.order_seq < sen_jobs.order_seq
+        AND e.state IN ('available', 'scheduled', 'retryable', 'running')))";
     match db.backend() {
         Backend::Postgres => {
             let sql = format!(
                 "WITH picked AS (
                     SELECT id FROM sen_jobs
-                    WHERE queue = ? AND {ready} AND run_at <= {now}
+                    WHERE queue = ? AND {ready} AND run_at <= {now} AND {in_order}
                     ORDER BY priority, run_at, id
                     LIMIT ? FOR UPDATE SKIP LOCKED)
                  UPDATE sen_jobs AS j SET state = 'running', attempt = j.attempt + 1,
@@ -102,7 +106,7 @@ pub async fn claim(
                 "UPDATE sen_jobs SET state = 'running', attempt = attempt + 1,
                     lease_until = {now} + ?, lock_token = ?, attempted_at = {now}
                  WHERE id IN (SELECT id FROM sen_jobs
-                    WHERE queue = ? AND {ready} AND run_at <= {now}
+                    WHERE queue = ? AND {ready} AND run_at <= {now} AND {in_order}
                     ORDER BY priority, run_at, id LIMIT ?)
                  RETURNING {RETURNING}"
             );

@@ -20,6 +20,9 @@ use sen_jobs::queue::{self, FailOutcome};
 use sen_testkit::TestApp;
 use serde::{Deserialize, Serialize};
 
+/// The order in which the ordered subscriber ran its deliveries.
+static SEQ: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
 /// Writes one effect row per job id (idempotent: a rerun changes nothing).
 #[derive(Serialize, Deserialize)]
 struct Record {
@@ -161,6 +164,28 @@ impl App for TestJobs {
         vec![
             Subscriber::new("posts", "post.*", record("posts")),
             Subscriber::new("created", "post.created", record("created")),
+            Subscriber::new("ordered", "seq.*", |ctx: EventContext, ev: Event| async move {
+                let n = ev.payload["n"].as_i64().unwrap_or(0);
+                // Later events would finish first if they ran side by side.
+                tokio::time::sleep(Duration::from_millis(20 - n as u64)).await;
+                if n == 3 && ctx.job.attempt == 1 {
+                    return Err(JobError::retry("the third event fails once"));
+                }
+                let order = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let db = ctx.job.app.db();
+                db.orm()
+                    .execute_raw(db.statement(
+                        "INSERT INTO test_effects (job_id, tag, attempt) VALUES (?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+                        [
+                            format!("{}:ordered", ctx.event_id).into(),
+                            format!("ord:{}:{order:06}:{n:03}", ev.key.clone().unwrap_or_default()).into(),
+                            ctx.job.attempt.into(),
+                        ],
+                    ))
+                    .await?;
+                Ok(())
+            })
+            .ordered(),
         ]
     }
     fn schedules(&self) -> Vec<Schedule> {
@@ -1142,6 +1167,64 @@ mod admin_api {
     sen_testkit::both_backends!(spawn_admin;
         admin_api_lists_shows_retries_and_cancels_jobs,
     );
+}
+
+/// An ordered subscriber gets each aggregate's events one at a time in
+/// publish order, even with ten concurrent workers, a slower earlier
+/// event and a failed attempt in between.
+async fn ordered_subscribers_see_each_aggregate_in_order(app: TestApp) {
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    for n in 0..12 {
+        for key in ["a", "b"] {
+            let tx = app.ctx.db().begin_write().await.unwrap();
+            app.ctx
+                .events()
+                .publish(
+                    &tx,
+                    Event::new("seq.step", serde_json::json!({"n": n})).key(format!("{tag}-{key}")),
+                )
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let like = format!("ord:{tag}-%");
+    loop {
+        let db = app.ctx.db();
+        let rows = db
+            .orm()
+            .query_all_raw(db.statement(
+                "SELECT tag FROM test_effects WHERE tag LIKE ? ORDER BY tag",
+                [like.clone().into()],
+            ))
+            .await
+            .unwrap();
+        if rows.len() == 24 {
+            for key in ["a", "b"] {
+                let prefix = format!("ord:{tag}-{key}:");
+                let seen: Vec<i64> = rows
+                    .iter()
+                    .map(|r| r.try_get::<String>("", "tag").unwrap())
+                    .filter(|t| t.starts_with(&prefix))
+                    .map(|t| t.rsplit(':').next().unwrap().parse().unwrap())
+                    .collect();
+                assert_eq!(seen, (0..12).collect::<Vec<_>>(), "aggregate {key}");
+            }
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of 24 delivered",
+            rows.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+mod ordering {
+    use super::*;
+    sen_testkit::both_backends!(spawn_with_workers; ordered_subscribers_see_each_aggregate_in_order);
 }
 
 mod graceful {

@@ -30,6 +30,7 @@ pub struct NewJob {
     delay_us: i64,
     unique_key: Option<String>,
     once_key: Option<String>,
+    order: Option<(String, String)>,
 }
 
 impl NewJob {
@@ -47,6 +48,7 @@ impl NewJob {
             delay_us: 0,
             unique_key: None,
             once_key: None,
+            order: None,
         })
     }
 
@@ -65,6 +67,7 @@ impl NewJob {
             delay_us: 0,
             unique_key: None,
             once_key: None,
+            order: None,
         }
     }
 
@@ -118,6 +121,14 @@ impl NewJob {
         self
     }
 
+    /// Runs only after every unfinished job with the same `key` and a
+    /// smaller `seq` has finished (completed, dead or cancelled): per-key
+    /// ordering, e.g. an aggregate's events to one subscriber.
+    pub fn ordered(mut self, key: impl Into<String>, seq: impl Into<String>) -> Self {
+        self.order = Some((key.into(), seq.into()));
+        self
+    }
+
     /// The live-uniqueness key, if any.
     pub fn unique_key(&self) -> Option<&str> {
         self.unique_key.as_deref()
@@ -166,11 +177,12 @@ pub struct Jobs {
 }
 
 /// One row of `INSERT INTO sen_jobs (id, queue, kind, args, state, run_at,
-/// priority, max_attempts, timeout_ms, created_at[, unique_key])`; the
+/// priority, max_attempts, timeout_ms, created_at[, unique_key, order_key,
+/// order_seq])`; the
 /// state and times come from the database clock.
 fn values_sql(backend: Backend, with_unique_key: bool) -> String {
     let now = db_now(backend);
-    let unique = if with_unique_key { ", ?" } else { "" };
+    let unique = if with_unique_key { ", ?, ?, ?" } else { "" };
     format!(
         "(?, ?, ?, ?, \
          CASE WHEN COALESCE(?, {now} + ?) > {now} THEN 'scheduled' ELSE 'available' END, \
@@ -232,8 +244,10 @@ impl Jobs {
         }
         let mut values = job.values(&id);
         values.push(job.unique_key.clone().into());
+        values.push(job.order.as_ref().map(|o| o.0.clone()).into());
+        values.push(job.order.as_ref().map(|o| o.1.clone()).into());
         let sql = format!(
-            "INSERT INTO sen_jobs (id, queue, kind, args, state, run_at, priority, max_attempts, timeout_ms, created_at, unique_key) \
+            "INSERT INTO sen_jobs (id, queue, kind, args, state, run_at, priority, max_attempts, timeout_ms, created_at, unique_key, order_key, order_seq) \
              VALUES {} ",
             values_sql(self.backend, true)
         );
@@ -271,17 +285,16 @@ impl Jobs {
     }
 
     /// Enqueues many jobs in few statements, answering in input order; jobs
-    /// with unique or once keys go one by one so their keys are honoured.
+    /// with unique, once or order keys go one by one so their keys are honoured.
     pub async fn enqueue_many(
         &self,
         conn: &impl ConnectionTrait,
         jobs: Vec<NewJob>,
     ) -> Result<Vec<Enqueued>, DbErr> {
         let mut out: Vec<Option<Enqueued>> = vec![None; jobs.len()];
-        let (keyed, plain): (Vec<_>, Vec<_>) = jobs
-            .into_iter()
-            .enumerate()
-            .partition(|(_, j)| j.unique_key.is_some() || j.once_key.is_some());
+        let (keyed, plain): (Vec<_>, Vec<_>) = jobs.into_iter().enumerate().partition(|(_, j)| {
+            j.unique_key.is_some() || j.once_key.is_some() || j.order.is_some()
+        });
         for chunk in plain.chunks(BATCH_ROWS) {
             let mut values = Vec::with_capacity(chunk.len() * 11);
             let mut rows = Vec::with_capacity(chunk.len());

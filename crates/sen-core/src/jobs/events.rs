@@ -64,6 +64,8 @@ pub struct Subscriber {
     pub name: &'static str,
     /// Which events.
     pub pattern: &'static str,
+    /// Deliver one aggregate's events one at a time, in publish order.
+    pub ordered: bool,
     handle: Arc<HandleFn>,
 }
 
@@ -78,8 +80,18 @@ impl Subscriber {
         Self {
             name,
             pattern,
+            ordered: false,
             handle: Arc::new(move |ctx, ev| Box::pin(handle(ctx, ev))),
         }
+    }
+
+    /// Receives the events of one aggregate key (`Event::key`) one at a
+    /// time, in the order they were published: a delivery waits until the
+    /// previous one of its key has finished (events without a key are not
+    /// ordered). A delivery that ends dead stops blocking its successors.
+    pub fn ordered(mut self) -> Self {
+        self.ordered = true;
+        self
     }
 
     /// Whether this subscriber wants events named `name`.

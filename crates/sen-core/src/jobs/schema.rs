@@ -76,3 +76,25 @@ impl Migration for CreateJobTables {
         Ok(())
     }
 }
+
+/// Per-key ordering of jobs (ordered event subscribers).
+pub struct AddJobOrdering;
+
+#[async_trait]
+impl Migration for AddJobOrdering {
+    fn name(&self) -> &'static str {
+        "0003_job_ordering"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        for sql in [
+            "ALTER TABLE sen_jobs ADD COLUMN order_key TEXT",
+            "ALTER TABLE sen_jobs ADD COLUMN order_seq TEXT",
+            // What the claim's "nothing earlier unfinished" check reads.
+            "CREATE INDEX sen_jobs_order ON sen_jobs (order_key, order_seq) WHERE order_key IS NOT NULL",
+        ] {
+            tx.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+}
