@@ -102,8 +102,19 @@ impl Authenticator for SenAuthenticator {
             return Ok(None);
         };
         let state = AuthState::of(ctx)?;
-        let claims = jwt::verify(&state.keys, token, &state.issuer, &state.audience)
-            .map_err(|_| invalid_token())?;
+        let claims = match state.verified.get(token).await {
+            Some(c) if c.exp > sen_core::clock::now().timestamp() => c,
+            _ => {
+                let c = Arc::new(
+                    jwt::verify(&state.keys, token, &state.issuer, &state.audience)
+                        .map_err(|_| invalid_token())?,
+                );
+                if token.len() <= 4096 {
+                    state.verified.insert(token.to_string(), c.clone()).await;
+                }
+                c
+            }
+        };
         let db = ctx.db();
         let template = match db.backend() {
             Backend::Sqlite => SQL_SQLITE,
@@ -130,7 +141,7 @@ impl Authenticator for SenAuthenticator {
             ctx,
             user,
             grants,
-            Some(claims.sid),
+            Some(claims.sid.clone()),
             None,
             method,
             None,

@@ -28,6 +28,11 @@ pub struct AuthState {
     pub session_ttl: Duration,
     /// Whether cookies carry `Secure`.
     pub cookie_secure: bool,
+    /// Access tokens whose signature and claims were already verified, by
+    /// their exact text, until they expire: a client repeating its token
+    /// skips the signature check (the session and user are still read on
+    /// every request, so revocation is unaffected).
+    pub verified: moka::future::Cache<String, std::sync::Arc<crate::jwt::AccessClaims>>,
 }
 
 impl AuthState {
@@ -53,6 +58,10 @@ impl AuthState {
             access_ttl: Duration::from_secs(c.auth_access_ttl_secs),
             session_ttl: Duration::from_secs(c.auth_session_ttl_secs),
             cookie_secure: c.auth_cookie_secure,
+            verified: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(c.auth_access_ttl_secs))
+                .build(),
         })
     }
 
