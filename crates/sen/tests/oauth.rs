@@ -613,7 +613,69 @@ async fn metadata_documents_describe_the_provider(app: TestApp) {
     }
 }
 
+/// The `oauth2` crate, unmodified, as a public client with PKCE: code
+/// exchange and refresh against our endpoints.
+async fn the_oauth2_crate_works_unmodified(app: TestApp) {
+    use oauth2::basic::BasicClient;
+    use oauth2::{
+        AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope,
+        TokenResponse as _, TokenUrl,
+    };
+    let flow = setup(app).await;
+    let client = BasicClient::new(ClientId::new(flow.public_id.clone()))
+        .set_auth_uri(AuthUrl::new(flow.app.url("/oauth/authorize")).unwrap())
+        .set_token_uri(TokenUrl::new(flow.app.url("/oauth/token")).unwrap())
+        .set_redirect_uri(RedirectUrl::new(CB.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("openid".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let url = url.to_string();
+    let cookie = sign_in(&flow, &url).await;
+    let mut form = form_of(&url::Url::parse(&url).unwrap());
+    form.push(("action".into(), "approve".into()));
+    let r = flow
+        .http
+        .post(flow.app.url("/oauth/authorize"))
+        .header("origin", flow.app.url(""))
+        .header("cookie", &cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let to = location(&r);
+    assert_eq!(param(&to, "state").as_deref(), Some(csrf.secret().as_str()));
+    let code = param(&to, "code").unwrap();
+    let http = oauth2::reqwest::ClientBuilder::new()
+        .redirect(oauth2::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert_eq!(me_status(&flow, tokens.access_token().secret()).await, 200);
+    let refreshed = client
+        .exchange_refresh_token(tokens.refresh_token().unwrap())
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert_eq!(
+        me_status(&flow, refreshed.access_token().secret()).await,
+        200
+    );
+    assert_ne!(
+        refreshed.refresh_token().unwrap().secret(),
+        tokens.refresh_token().unwrap().secret()
+    );
+}
+
 sen_testkit::both_backends!(spawn;
+    the_oauth2_crate_works_unmodified,
     code_flow_issues_tokens_once_with_an_id_token,
     bad_requests_never_redirect_to_unregistered_uris,
     pkce_expiry_and_concurrent_redemption,
