@@ -1185,6 +1185,76 @@ async fn api_keys_are_scoped_shown_once_and_revocable(app: TestApp) {
         "invalid_token",
     )
     .await;
+    // A disabled user's keys stop at once; a used key shows when it was used.
+    let r = send_auth(
+        &app,
+        Method::POST,
+        "/api/v1/admin/users",
+        &owner,
+        json!({"email": "ops@example.com", "name": "Ops", "password": PW}),
+    )
+    .await;
+    let ops_id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = send_auth(
+        &app,
+        Method::PUT,
+        &format!("/api/v1/admin/users/{ops_id}/roles"),
+        &owner,
+        json!({"roles": [{"role": "support"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let (ops, _) = native(&app, "ops@example.com").await;
+    let r = send_auth(
+        &app,
+        Method::POST,
+        "/api/v1/me/api-keys",
+        &ops,
+        json!({"name": "ops", "permissions": ["auth:users.read"]}),
+    )
+    .await;
+    let ops_key = r.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        get_auth(&app, "/api/v1/admin/users", &ops_key)
+            .await
+            .status(),
+        200
+    );
+    let mut used = false;
+    for _ in 0..50 {
+        let list: Value = get_auth(&app, "/api/v1/me/api-keys", &ops)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if list["items"][0]["last_used_at"].is_string() {
+            used = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(used, "last_used_at recorded");
+    let r = send_auth(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/admin/users/{ops_id}"),
+        &owner,
+        json!({"disabled": true}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_problem(
+        get_auth(&app, "/api/v1/admin/users", &ops_key).await,
+        401,
+        "invalid_token",
+    )
+    .await;
     // Expired keys stop; expiry in the past is refused up front.
     let r = send_auth(
         &app,
