@@ -1067,6 +1067,20 @@ async fn key_rotation_publishes_before_signing_and_keeps_old_tokens(app: TestApp
         "the new key does not sign before every instance has it"
     );
     assert_eq!(get_auth(&app, "/api/v1/me", &before).await.status(), 200);
+    // Private halves are sealed at rest: another secret cannot open them.
+    let db = app.ctx.db();
+    let sealed: String = db
+        .orm()
+        .query_one_raw(db.statement("SELECT private_sealed FROM sen_signing_keys", []))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "private_sealed")
+        .unwrap();
+    assert!(sealed.starts_with("v1."));
+    let other = sen_auth::crypto::Sealer::new("some-other-secret-key-0123456789abcdef").unwrap();
+    assert!(other.open(&sealed).is_err());
+    assert!(state.sealer.open(&sealed).is_ok());
 }
 
 async fn api_keys_are_scoped_shown_once_and_revocable(app: TestApp) {
