@@ -25,6 +25,7 @@ pub mod roles_sync;
 pub mod routes;
 pub mod schema;
 pub mod sessions;
+pub mod sign_in;
 pub mod state;
 pub mod users;
 

@@ -162,6 +162,27 @@ pub fn check_name(field: &str, raw: &str) -> Result<String, FieldError> {
     Ok(name)
 }
 
+/// Checks a new account's `email`, `name` and `password` together (one
+/// 422 listing every field that fails); answers the normalised email and name.
+pub fn check_new_account(
+    email: &str,
+    name: &str,
+    password: &str,
+) -> Result<(String, String), sen_core::AppError> {
+    let mut errors = Vec::new();
+    let email = normalise_email("email", email)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let name = check_name("name", name).map_err(|e| errors.push(e)).ok();
+    if let Err(e) = crate::password::check_policy("password", password) {
+        errors.extend(e.field_errors().iter().cloned());
+    }
+    match (email, name) {
+        (Some(email), Some(name)) if errors.is_empty() => Ok((email, name)),
+        _ => Err(sen_core::AppError::validation(errors)),
+    }
+}
+
 /// Reads a user by id with their grants.
 pub async fn by_id(
     ctx: &AppContext,

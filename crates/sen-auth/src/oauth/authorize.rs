@@ -409,75 +409,33 @@ async fn login(
     v: &Valid,
 ) -> AppResult<Response> {
     let state = AuthState::of(ctx)?;
-    let email = p.email.clone().unwrap_or_default().trim().to_lowercase();
-    crate::limits::guard(
-        ctx,
-        &[
-            (
-                crate::limits::ip_key("login", meta.ip.as_deref()),
-                crate::limits::LOGIN_IP,
-            ),
-            (
-                crate::limits::account_key("login", &email),
-                crate::limits::LOGIN_ACCOUNT,
-            ),
-        ],
-    )
-    .await?;
-    let db = ctx.db();
-    let row = db
-        .orm()
-        .query_one_raw(db.statement(
-            "SELECT id, password_hash, disabled_at, mfa_enabled FROM sen_users WHERE email = ?",
-            [email.into()],
-        ))
-        .await?;
-    let (user_id, hash, disabled, mfa) = match &row {
-        Some(r) => (
-            Some(r.try_get::<String>("", "id")?),
-            r.try_get::<Option<String>>("", "password_hash")?,
-            r.try_get::<Option<i64>>("", "disabled_at")?.is_some(),
-            r.try_get::<bool>("", "mfa_enabled")?,
-        ),
-        None => (None, None, false, false),
-    };
-    let ok = state
-        .passwords
-        .verify(p.password.clone().unwrap_or_default(), hash)
-        .await?;
-    let Some(user_id) = user_id.filter(|_| ok && !disabled) else {
-        return Ok(login_page(
-            p,
-            &v.client,
-            Some("The email or password is wrong."),
-        ));
-    };
-    if mfa
-        && crate::mfa::check_login_code(
-            ctx,
-            &state,
-            &user_id,
-            p.totp.as_deref(),
-            meta.ip.as_deref(),
-        )
-        .await
-        .is_err()
-    {
-        return Ok(login_page(
-            p,
-            &v.client,
-            Some("Enter a valid two-factor code."),
-        ));
-    }
-    let issued = crate::sessions::open_standalone(
+    let signed_in = crate::sign_in::sign_in(
         ctx,
         &state,
-        &user_id,
-        meta.user_agent.as_deref(),
-        meta.ip.as_deref(),
-        "login.success",
+        p.email.as_deref().unwrap_or_default(),
+        p.password.clone().unwrap_or_default(),
+        p.totp.as_deref(),
+        meta,
     )
-    .await?;
+    .await;
+    let issued = match signed_in {
+        Ok(issued) => issued,
+        Err(e) if e.code() == "invalid_credentials" => {
+            return Ok(login_page(
+                p,
+                &v.client,
+                Some("The email or password is wrong."),
+            ));
+        }
+        Err(e) if e.code().starts_with("mfa_") => {
+            return Ok(login_page(
+                p,
+                &v.client,
+                Some("Enter a valid two-factor code."),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     let tokens = crate::routes::auth::issue(ctx, &state, &issued, false).await?;
     let mut back = url::Url::parse(&format!("{}/oauth/authorize", ctx.config().public_url()))
         .map_err(sen_core::AppError::internal)?;

@@ -15,10 +15,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::audit::{self, Entry};
-use crate::password::check_policy;
 use crate::request_meta::Meta;
 use crate::state::AuthState;
-use crate::users::{self, USER_COLUMNS, UserRow, UserView, check_name, normalise_email};
+use crate::users::{self, USER_COLUMNS, UserRow, UserView, check_name};
 
 type Problem = sen_core::error::Problem;
 
@@ -129,19 +128,7 @@ pub async fn create_user(
 ) -> AppResult<Response> {
     me.require("auth:users.write")?;
     let state = AuthState::of(&ctx)?;
-    let mut errors = Vec::new();
-    let email = normalise_email("email", &body.email)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let name = check_name("name", &body.name)
-        .map_err(|e| errors.push(e))
-        .ok();
-    if let Err(e) = check_policy("password", &body.password) {
-        errors.extend(e.field_errors().iter().cloned());
-    }
-    let (Some(email), Some(name), true) = (email, name, errors.is_empty()) else {
-        return Err(AppError::validation(errors));
-    };
+    let (email, name) = users::check_new_account(&body.email, &body.name, &body.password)?;
     let hash = state.passwords.hash(body.password).await?;
     let db = ctx.db();
     let tx = db.begin_write().await?;

@@ -14,11 +14,11 @@ use crate::audit::{self, Entry};
 use crate::cookies;
 use crate::jwt::{self, AccessClaims};
 use crate::limits;
-use crate::password::check_policy;
 use crate::request_meta::Meta;
 use crate::sessions::{self, Issued};
+use crate::sign_in::invalid_credentials;
 use crate::state::AuthState;
-use crate::users::{self, UserView, check_name, normalise_email};
+use crate::users::{self, UserView};
 
 type Problem = sen_core::error::Problem;
 
@@ -62,56 +62,11 @@ pub async fn register(
         )],
     )
     .await?;
-    let mut errors = Vec::new();
-    let email = normalise_email("email", &body.email)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let name = check_name("name", &body.name)
-        .map_err(|e| errors.push(e))
-        .ok();
-    if let Err(e) = check_policy("password", &body.password) {
-        errors.extend(e.field_errors().iter().cloned());
-    }
-    let (Some(email), Some(name), true) = (email, name, errors.is_empty()) else {
-        return Err(AppError::validation(errors));
-    };
+    let (email, name) = users::check_new_account(&body.email, &body.name, &body.password)?;
     let hash = state.passwords.hash(body.password).await?;
-    let id = uuid::Uuid::now_v7().to_string();
-    let now = sen_core::clock::now().timestamp_millis();
     let db = ctx.db();
     let tx = db.begin_write().await?;
-    let taken = tx
-        .query_one_raw(db.statement(
-            "SELECT id FROM sen_users WHERE email = ?",
-            [email.clone().into()],
-        ))
-        .await?
-        .is_some();
-    if taken {
-        return Err(AppError::conflict(
-            "email_taken",
-            "An account with this email already exists.",
-        ));
-    }
-    let inserted = tx
-        .execute_raw(db.statement(
-            "INSERT INTO sen_users (id, email, name, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [id.clone().into(), email.into(), name.into(), hash.into(), now.into(), now.into()],
-        ))
-        .await;
-    if let Err(e) = inserted {
-        // A concurrent registration of the same email won the unique index.
-        if matches!(
-            e.sql_err(),
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-        ) {
-            return Err(AppError::conflict(
-                "email_taken",
-                "An account with this email already exists.",
-            ));
-        }
-        return Err(e.into());
-    }
+    let id = crate::routes::admin::create_in(&ctx, &tx, &email, &name, &hash).await?;
     audit::record(
         db,
         &tx,
@@ -167,11 +122,6 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     /// The signed-in user.
     pub user: UserView,
-}
-
-fn invalid_credentials() -> AppError {
-    AppError::new(StatusCode::UNAUTHORIZED, "invalid_credentials")
-        .with_detail("The email or password is wrong.")
 }
 
 /// Signs an access token for `issued` and answers with body and cookies.
@@ -247,69 +197,13 @@ pub async fn login(
             )]));
         }
     };
-    let email = body.email.trim().to_lowercase();
-    limits::guard(
-        &ctx,
-        &[
-            (
-                limits::ip_key("login", meta.ip.as_deref()),
-                limits::LOGIN_IP,
-            ),
-            (limits::account_key("login", &email), limits::LOGIN_ACCOUNT),
-        ],
-    )
-    .await?;
-    let db = ctx.db();
-    let row = db
-        .orm()
-        .query_one_raw(db.statement(
-            "SELECT id, password_hash, disabled_at, mfa_enabled FROM sen_users WHERE email = ?",
-            [email.into()],
-        ))
-        .await?;
-    let (user_id, hash, disabled, mfa) = match &row {
-        Some(r) => (
-            Some(r.try_get::<String>("", "id")?),
-            r.try_get::<Option<String>>("", "password_hash")?,
-            r.try_get::<Option<i64>>("", "disabled_at")?.is_some(),
-            r.try_get::<bool>("", "mfa_enabled")?,
-        ),
-        None => (None, None, false, false),
-    };
-    // Always one full argon2 verification, account or not: same timing.
-    let ok = state.passwords.verify(body.password, hash).await?;
-    let Some(user_id) = user_id.filter(|_| ok && !disabled) else {
-        audit::record(
-            db,
-            db.orm(),
-            Entry {
-                actor: None,
-                action: "login.failure",
-                target: None,
-                ip: meta.ip.as_deref(),
-                detail: serde_json::json!({"reason": "invalid_credentials"}),
-            },
-        )
-        .await?;
-        return Err(invalid_credentials());
-    };
-    if mfa {
-        crate::mfa::check_login_code(
-            &ctx,
-            &state,
-            &user_id,
-            body.totp.as_deref(),
-            meta.ip.as_deref(),
-        )
-        .await?;
-    }
-    let issued = sessions::open_standalone(
+    let issued = crate::sign_in::sign_in(
         &ctx,
         &state,
-        &user_id,
-        meta.user_agent.as_deref(),
-        meta.ip.as_deref(),
-        "login.success",
+        &body.email,
+        body.password,
+        body.totp.as_deref(),
+        &meta,
     )
     .await?;
     issue(&ctx, &state, &issued, native).await

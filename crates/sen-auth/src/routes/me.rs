@@ -15,6 +15,7 @@ use crate::mfa;
 use crate::password::check_policy;
 use crate::request_meta::Meta;
 use crate::sessions;
+use crate::sign_in::password_matches;
 use crate::state::AuthState;
 use crate::users::{self, UserRow, UserView, check_name, ms_to_iso};
 
@@ -127,17 +128,7 @@ pub async fn change_password(
     let state = AuthState::of(&ctx)?;
     check_policy("new_password", &body.new_password)?;
     let db = ctx.db();
-    let hash: Option<String> = db
-        .orm()
-        .query_one_raw(db.statement(
-            "SELECT password_hash FROM sen_users WHERE id = ?",
-            [me.user_id.clone().into()],
-        ))
-        .await?
-        .map(|r| r.try_get("", "password_hash"))
-        .transpose()?
-        .flatten();
-    if !state.passwords.verify(body.current_password, hash).await? {
+    if !password_matches(&ctx, &state, &me.user_id, body.current_password).await? {
         return Err(
             AppError::new(StatusCode::UNAUTHORIZED, "invalid_credentials")
                 .with_detail("The current password is wrong."),
@@ -473,17 +464,7 @@ pub async fn totp_disable(
         ));
     }
     let db = ctx.db();
-    let hash: Option<String> = db
-        .orm()
-        .query_one_raw(db.statement(
-            "SELECT password_hash FROM sen_users WHERE id = ?",
-            [me.user_id.clone().into()],
-        ))
-        .await?
-        .map(|r| r.try_get("", "password_hash"))
-        .transpose()?
-        .flatten();
-    if !state.passwords.verify(body.password, hash).await? {
+    if !password_matches(&ctx, &state, &me.user_id, body.password).await? {
         return Err(
             AppError::new(StatusCode::UNAUTHORIZED, "invalid_credentials")
                 .with_detail("The password is wrong."),
