@@ -11,6 +11,7 @@ use http::request::Parts;
 use http::{Method, StatusCode, header};
 use sea_orm::ConnectionTrait;
 use sen_core::principal::{AuthMethod, Authenticator, Principal};
+use sen_core::realtime::Revocations;
 use sen_core::{AppContext, AppError, Backend};
 
 use crate::cookies;
@@ -106,7 +107,8 @@ impl Authenticator for SenAuthenticator {
             Some(c) if c.exp > sen_core::clock::now().timestamp() => c,
             _ => {
                 let c = Arc::new(
-                    jwt::verify(&state.keys, token, &state.issuer, &state.audience)
+                    jwt::verify_fresh(ctx, &state.keys, token, &state.issuer, &state.audience)
+                        .await
                         .map_err(|_| invalid_token())?,
                 );
                 if token.len() <= 4096 {
@@ -146,6 +148,40 @@ impl Authenticator for SenAuthenticator {
             method,
             None,
         )))
+    }
+
+    async fn revoked_since(
+        &self,
+        ctx: &AppContext,
+        since_ms: i64,
+    ) -> Result<Revocations, AppError> {
+        let db = ctx.db();
+        let now = sen_core::clock::now().timestamp_millis();
+        let ids = |sql: &'static str, values: Vec<sea_orm::Value>| async move {
+            let rows = db.orm().query_all_raw(db.statement(sql, values)).await?;
+            rows.iter()
+                .map(|r| r.try_get::<String>("", "id"))
+                .collect::<Result<Vec<_>, sea_orm::DbErr>>()
+        };
+        Ok(Revocations {
+            sessions: ids(
+                "SELECT id FROM sen_sessions WHERE revoked_at >= ?
+                 UNION SELECT id FROM sen_sessions WHERE expires_at >= ? AND expires_at <= ?",
+                vec![since_ms.into(), since_ms.into(), now.into()],
+            )
+            .await?,
+            users: ids(
+                "SELECT id FROM sen_users WHERE disabled_at >= ?",
+                vec![since_ms.into()],
+            )
+            .await?,
+            api_keys: ids(
+                "SELECT id FROM sen_api_keys WHERE revoked_at >= ?
+                 UNION SELECT id FROM sen_api_keys WHERE expires_at >= ? AND expires_at <= ?",
+                vec![since_ms.into(), since_ms.into(), now.into()],
+            )
+            .await?,
+        })
     }
 }
 

@@ -79,6 +79,23 @@ pub fn sign_typed<T: Serialize>(
     jsonwebtoken::encode(&header, claims, key).map_err(|e| TokenError::Rejected(e.to_string()))
 }
 
+/// [`verify`], re-reading the published keys once when the token names a
+/// key this process has not loaded yet (created by another instance).
+pub async fn verify_fresh(
+    ctx: &sen_core::AppContext,
+    ring: &KeyRing,
+    token: &str,
+    issuer: &str,
+    audience: &str,
+) -> Result<AccessClaims, TokenError> {
+    match verify(ring, token, issuer, audience) {
+        Err(TokenError::UnknownKey) if ring.refresh_unknown(ctx).await => {
+            verify(ring, token, issuer, audience)
+        }
+        other => other,
+    }
+}
+
 /// Verifies an access token for `issuer` and `audience`.
 pub fn verify(
     ring: &KeyRing,

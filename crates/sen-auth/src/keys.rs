@@ -49,6 +49,8 @@ pub struct KeyRing {
     set: Arc<RwLock<Arc<KeySet>>>,
     sealer: Sealer,
     alg: Algorithm,
+    /// When a token with an unknown kid last made us re-read the keys.
+    last_refresh: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 /// Which algorithm new keys use, from `auth_jwt_alg`.
@@ -145,6 +147,39 @@ impl KeyRing {
             set: Arc::new(RwLock::new(Arc::new(KeySet::default()))),
             sealer,
             alg,
+            last_refresh: Arc::new(std::sync::Mutex::new(None)),
+        }
+    }
+
+    /// Re-reads the published keys because a token named a kid this
+    /// process does not know (another instance created or rotated a key
+    /// since the last reload). At most once a second, so tokens with made-up
+    /// kids cannot turn into a query each. Returns whether it re-read.
+    pub async fn refresh_unknown(&self, ctx: &AppContext) -> bool {
+        {
+            let mut last = match self.last_refresh.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return false;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        match self.read(ctx).await {
+            Ok(set) if set.signer.is_some() => {
+                let set = Arc::new(set);
+                match self.set.write() {
+                    Ok(mut g) => *g = set,
+                    Err(p) => *p.into_inner() = set,
+                }
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-read signing keys");
+                false
+            }
         }
     }
 

@@ -64,6 +64,7 @@ impl App for AuthApp {
             Box::new(schema::CreateAuthTables),
             Box::new(schema::CreateCredentialTables),
             Box::new(schema::CreateOAuthTables),
+            Box::new(schema::IndexRevocations),
         ]
     }
 

@@ -224,3 +224,28 @@ impl Migration for CreateAuthTables {
         Ok(())
     }
 }
+
+/// Indexes that let live connections find revoked credentials quickly.
+pub struct IndexRevocations;
+
+const REVOCATION_INDEXES: &[&str] = &[
+    "CREATE INDEX sen_sessions_revoked ON sen_sessions (revoked_at)",
+    "CREATE INDEX sen_sessions_expires ON sen_sessions (expires_at)",
+    "CREATE INDEX sen_users_disabled ON sen_users (disabled_at)",
+    "CREATE INDEX sen_api_keys_revoked ON sen_api_keys (revoked_at)",
+    "CREATE INDEX sen_api_keys_expires ON sen_api_keys (expires_at)",
+];
+
+#[async_trait]
+impl Migration for IndexRevocations {
+    fn name(&self) -> &'static str {
+        "0004_revocation_indexes"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        for sql in REVOCATION_INDEXES {
+            tx.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+}

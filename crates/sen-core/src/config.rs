@@ -137,6 +137,22 @@ pub struct Config {
     /// tables, or JSON in `SEN_AUTH_OIDC_PROVIDERS`.
     #[serde(deserialize_with = "providers")]
     pub auth_oidc_providers: Vec<OidcProvider>,
+    /// Events kept per topic for resume (`since`, `Last-Event-ID`).
+    pub realtime_replay_len: u64,
+    /// Longest an event stays in the replay log, in seconds.
+    pub realtime_replay_age_secs: u64,
+    /// Live realtime connections one user may hold on one instance.
+    pub realtime_max_connections_per_user: usize,
+    /// Topics one connection may subscribe to.
+    pub realtime_max_subscriptions: usize,
+    /// Events queued for one connection before it counts as too slow and is closed.
+    pub realtime_send_queue: usize,
+    /// Seconds between pings; a peer silent for two of them is dropped.
+    pub realtime_heartbeat_secs: u64,
+    /// Largest frame a client may send, in bytes.
+    pub realtime_max_frame_bytes: usize,
+    /// How often revoked sessions are looked for, in milliseconds.
+    pub realtime_revocation_check_ms: u64,
 }
 
 /// One OpenID Connect provider users may sign in with.
@@ -205,6 +221,14 @@ impl Default for Config {
             auth_hash_concurrency: None,
             auth_rate_limits: true,
             auth_oidc_providers: Vec::new(),
+            realtime_replay_len: 500,
+            realtime_replay_age_secs: 3600,
+            realtime_max_connections_per_user: 20,
+            realtime_max_subscriptions: 100,
+            realtime_send_queue: 1024,
+            realtime_heartbeat_secs: 30,
+            realtime_max_frame_bytes: 16 * 1024,
+            realtime_revocation_check_ms: 2_000,
         }
     }
 }
@@ -360,6 +384,46 @@ pub const KEYS: &[KeyDoc] = &[
         key: "auth_oidc_providers",
         env: "SEN_AUTH_OIDC_PROVIDERS",
         help: "OpenID Connect sign-in providers: [{name, issuer, client_id, client_secret}] (JSON in the environment)",
+    },
+    KeyDoc {
+        key: "realtime_replay_len",
+        env: "SEN_REALTIME_REPLAY_LEN",
+        help: "events kept per topic for resume (default 500)",
+    },
+    KeyDoc {
+        key: "realtime_replay_age_secs",
+        env: "SEN_REALTIME_REPLAY_AGE_SECS",
+        help: "longest an event stays resumable (default 3600)",
+    },
+    KeyDoc {
+        key: "realtime_max_connections_per_user",
+        env: "SEN_REALTIME_MAX_CONNECTIONS_PER_USER",
+        help: "live WebSocket/SSE connections per user and instance (default 20)",
+    },
+    KeyDoc {
+        key: "realtime_max_subscriptions",
+        env: "SEN_REALTIME_MAX_SUBSCRIPTIONS",
+        help: "topics per connection (default 100)",
+    },
+    KeyDoc {
+        key: "realtime_send_queue",
+        env: "SEN_REALTIME_SEND_QUEUE",
+        help: "events queued per connection before a slow consumer is closed (default 1024)",
+    },
+    KeyDoc {
+        key: "realtime_heartbeat_secs",
+        env: "SEN_REALTIME_HEARTBEAT_SECS",
+        help: "ping interval; two silent intervals drop the peer (default 30)",
+    },
+    KeyDoc {
+        key: "realtime_max_frame_bytes",
+        env: "SEN_REALTIME_MAX_FRAME_BYTES",
+        help: "largest client frame (default 16384)",
+    },
+    KeyDoc {
+        key: "realtime_revocation_check_ms",
+        env: "SEN_REALTIME_REVOCATION_CHECK_MS",
+        help: "how often revoked sessions are disconnected (default 2000)",
     },
     KeyDoc {
         key: "worker_port",
@@ -543,6 +607,34 @@ impl Config {
                     format!("{u:?} must be an http(s) URL without a trailing slash"),
                 ));
             }
+        }
+        for (key, value) in [
+            ("realtime_replay_len", self.realtime_replay_len),
+            ("realtime_replay_age_secs", self.realtime_replay_age_secs),
+            (
+                "realtime_max_connections_per_user",
+                self.realtime_max_connections_per_user as u64,
+            ),
+            (
+                "realtime_max_subscriptions",
+                self.realtime_max_subscriptions as u64,
+            ),
+            ("realtime_send_queue", self.realtime_send_queue as u64),
+            ("realtime_heartbeat_secs", self.realtime_heartbeat_secs),
+            (
+                "realtime_revocation_check_ms",
+                self.realtime_revocation_check_ms,
+            ),
+        ] {
+            if value == 0 {
+                return Err(fail(key, "must be at least 1".into()));
+            }
+        }
+        if self.realtime_max_frame_bytes < 256 {
+            return Err(fail(
+                "realtime_max_frame_bytes",
+                "must be at least 256".into(),
+            ));
         }
         if let Some(key) = &self.secret_key
             && key.expose().chars().count() < 32

@@ -39,7 +39,9 @@ struct Inner {
     rbac: crate::rbac::Rbac,
     limiter: crate::ratelimit::RateLimiter,
     authenticator: std::sync::OnceLock<Arc<dyn crate::principal::Authenticator>>,
+    publisher: std::sync::OnceLock<Arc<dyn crate::realtime::Publisher>>,
     extensions: std::sync::RwLock<Extensions>,
+    stopping: tokio::sync::watch::Sender<bool>,
     started: tokio::sync::OnceCell<()>,
 }
 
@@ -143,7 +145,9 @@ impl AppContext {
                 rbac,
                 limiter,
                 authenticator: std::sync::OnceLock::new(),
+                publisher: std::sync::OnceLock::new(),
                 extensions: std::sync::RwLock::new(Extensions::new()),
+                stopping: tokio::sync::watch::Sender::new(false),
                 started: tokio::sync::OnceCell::new(),
             }),
         })
@@ -213,6 +217,28 @@ impl AppContext {
     /// The installed authenticator; without one every request is anonymous.
     pub fn authenticator(&self) -> Option<&Arc<dyn crate::principal::Authenticator>> {
         self.inner.authenticator.get()
+    }
+
+    /// Marks the process as shutting down, so long-lived work (realtime
+    /// connections, streams) ends instead of holding the shutdown open.
+    pub fn begin_shutdown(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Watches for shutdown (`true` once it has begun).
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.stopping.subscribe()
+    }
+
+    /// Installs the realtime publisher (once; `sen-realtime` supplies it).
+    /// Returns false when one was already installed.
+    pub fn set_publisher(&self, p: Arc<dyn crate::realtime::Publisher>) -> bool {
+        self.inner.publisher.set(p).is_ok()
+    }
+
+    /// Publishes realtime events (a no-op when no realtime app is installed).
+    pub fn realtime(&self) -> crate::realtime::Realtime {
+        crate::realtime::Realtime::new(self.clone(), self.inner.publisher.get().cloned())
     }
 
     /// Attaches shared state of type `T` (replacing any earlier one).

@@ -20,6 +20,7 @@ pub mod principal;
 pub mod pubsub;
 pub mod ratelimit;
 pub mod rbac;
+pub mod realtime;
 pub mod redis_link;
 pub mod request_id;
 pub mod role;

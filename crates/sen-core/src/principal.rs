@@ -134,6 +134,17 @@ pub trait Authenticator: Send + Sync + 'static {
         ctx: &AppContext,
         parts: &Parts,
     ) -> Result<Option<Principal>, AppError>;
+
+    /// Sessions, users and API keys revoked (or expired) at or after
+    /// `since_ms`, so long-lived connections resting on them can be closed.
+    async fn revoked_since(
+        &self,
+        ctx: &AppContext,
+        since_ms: i64,
+    ) -> Result<crate::realtime::Revocations, AppError> {
+        let _ = (ctx, since_ms);
+        Ok(crate::realtime::Revocations::default())
+    }
 }
 
 /// The request's principal, computed once per request and shared by

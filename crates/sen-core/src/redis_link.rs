@@ -31,6 +31,10 @@ struct Inner {
     manager: ConnectionManager,
     prefix: String,
     up: AtomicBool,
+    /// Bumped on every SUBSCRIBE confirmation, so users of pub/sub can
+    /// tell that subscriptions were re-established after a reconnect
+    /// (and messages published meanwhile were lost to pub/sub).
+    subscriptions: std::sync::atomic::AtomicU64,
     routes: Arc<Routes>,
     /// Serialises SUBSCRIBE/UNSUBSCRIBE so a channel is never dropped while
     /// a new subscriber is joining it.
@@ -74,6 +78,7 @@ impl RedisLink {
             manager,
             prefix: prefix.to_string(),
             up: AtomicBool::new(true),
+            subscriptions: std::sync::atomic::AtomicU64::new(0),
             routes: Arc::new(Routes::default()),
             subscription_ops: tokio::sync::Mutex::new(()),
         });
@@ -105,6 +110,12 @@ impl RedisLink {
         Ok(())
     }
 
+    /// How many SUBSCRIBE confirmations have arrived (grows after every
+    /// reconnect, when subscriptions are restored).
+    pub fn subscription_generation(&self) -> u64 {
+        self.inner.subscriptions.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn routes(&self) -> &Arc<Routes> {
         &self.inner.routes
     }
@@ -121,6 +132,9 @@ impl RedisLink {
 async fn route_messages(inner: Weak<Inner>, mut rx: UnboundedReceiver<PushInfo>) {
     while let Some(push) = rx.recv().await {
         let Some(inner) = inner.upgrade() else { return };
+        if push.kind == redis::PushKind::Subscribe {
+            inner.subscriptions.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(msg) = redis::Msg::from_push_info(push) {
             let full = msg.get_channel_name();
             if let Some(channel) = full.strip_prefix(&format!("{}ps:", inner.prefix)) {

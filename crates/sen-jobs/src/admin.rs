@@ -42,6 +42,10 @@ impl App for JobsApp {
         "layers"
     }
 
+    fn topics(&self) -> Vec<sen_core::realtime::TopicDecl> {
+        vec![sen_core::realtime::TopicDecl::permission(JOBS_TOPIC, READ)]
+    }
+
     fn permissions(&self) -> Vec<PermissionDecl> {
         vec![
             PermissionDecl::read(
@@ -166,7 +170,24 @@ async fn after_change(
             format!("The job is `{}`; it cannot be {what} now.", job.state),
         ));
     }
+    announce(
+        ctx,
+        &format!("job.{what}"),
+        serde_json::json!({ "id": job.id, "kind": job.kind, "queue": job.queue, "state": job.state }),
+    )
+    .await;
     Ok(Json(job))
+}
+
+/// The realtime topic operators' dashboards watch for job changes.
+pub const JOBS_TOPIC: &str = "admin:jobs";
+
+/// Publishes a job change on [`JOBS_TOPIC`] (best effort: the change is
+/// already committed, and the dashboard also reloads on reconnect).
+pub async fn announce(ctx: &AppContext, name: &str, data: serde_json::Value) {
+    if let Err(e) = ctx.realtime().publish(JOBS_TOPIC, name, data).await {
+        tracing::debug!(error = %e, name, "job change not published");
+    }
 }
 
 /// Runs a dead, cancelled or finished job again with a fresh attempt budget.
@@ -254,6 +275,14 @@ pub async fn retry_jobs(
         kind: body.filter.kind,
     };
     let retried = queue::retry_many(ctx.db(), &filter).await?;
+    if retried > 0 {
+        announce(
+            &ctx,
+            "jobs.retried",
+            serde_json::json!({ "count": retried, "queue": filter.queue, "kind": filter.kind }),
+        )
+        .await;
+    }
     Ok(Json(Retried { retried }))
 }
 

@@ -418,6 +418,12 @@ async fn record_failure(
         Ok(FailOutcome::Dead) => {
             metrics::counter!("jobs_dead_total", "kind" => job.kind.clone()).increment(1);
             tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempt, error, "job is dead");
+            crate::admin::announce(
+                &shared.ctx,
+                "job.dead",
+                serde_json::json!({ "id": job.id, "kind": job.kind, "queue": job.queue, "error": error }),
+            )
+            .await;
         }
         Ok(FailOutcome::Retrying) => {
             metrics::counter!("jobs_failed_total", "kind" => job.kind.clone()).increment(1);

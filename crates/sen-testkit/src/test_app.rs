@@ -121,11 +121,13 @@ impl TestAppBuilder {
         ctx.migrate().await.expect("migrate");
         ctx.start_apps().await.expect("start apps");
         let (tx, rx) = oneshot::channel::<()>();
+        let stopping = ctx.clone();
         let task = tokio::spawn(sen_http::instance::run(
             ctx.clone(),
             Some(listener),
             async move {
                 let _ = rx.await;
+                stopping.begin_shutdown();
             },
         ));
         let worker = self.workers.then(|| {

@@ -20,7 +20,8 @@ pub fn platform_apps() -> anyhow::Result<Apps> {
     Ok(Apps::new()
         .register(sen_core::system::SystemApp)?
         .register(sen_auth::AuthApp)?
-        .register(sen_jobs::JobsApp)?)
+        .register(sen_jobs::JobsApp)?
+        .register(sen_realtime::RealtimeApp)?)
 }
 
 /// Builds the apps of a binary (called once per command).
@@ -170,7 +171,14 @@ async fn run_roles(
     ctx: AppContext,
     listener: Option<tokio::net::TcpListener>,
 ) -> anyhow::Result<ExitCode> {
-    let shutdown = sen_http::shutdown_signal();
+    let signal = sen_http::shutdown_signal();
+    let shutdown = {
+        let ctx = ctx.clone();
+        async move {
+            signal.await;
+            ctx.begin_shutdown();
+        }
+    };
     ctx.start_apps().await?;
     let worker = if ctx.roles().contains(&Role::Worker) {
         Some(sen_jobs::start(

@@ -959,6 +959,8 @@ async fn spawn_admin(backend: Backend) -> TestApp {
         .unwrap()
         .register(sen_jobs::JobsApp)
         .unwrap()
+        .register(sen_realtime::RealtimeApp)
+        .unwrap()
         .register(TestJobs)
         .unwrap();
     TestApp::builder(backend)
@@ -1015,10 +1017,30 @@ async fn admin_api_lists_shows_retries_and_cancels_jobs(app: TestApp) {
     .await;
     assert!(body["detail"].as_str().unwrap().contains("jobs:read"));
 
+    // Operators watch job changes live; other users may not.
+    let mut watch = common::rt::connect_token(app.addr, &owner).await;
+    assert_eq!(
+        watch.subscribe("admin:jobs", None).await["type"],
+        "subscribed"
+    );
+    let mut nosy = common::rt::connect_token(app.addr, &ann).await;
+    let refused = nosy.subscribe("admin:jobs", None).await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["code"].as_str()),
+        (Some("error"), Some("forbidden"))
+    );
+
     let dead = enqueue(&app, NewJob::of(&Explodes).unwrap()).await;
     let done = enqueue(&app, NewJob::of(&Record { tag: "a".into() }).unwrap()).await;
     wait_state(&app, &dead, "dead").await;
     wait_state(&app, &done, "completed").await;
+    let ev = watch.next().await;
+    assert_eq!(
+        (ev["type"].as_str(), ev["name"].as_str()),
+        (Some("event"), Some("job.dead")),
+        "{ev}"
+    );
+    assert_eq!(ev["data"]["id"], dead.as_str());
 
     let page: Value = get("/api/v1/admin/jobs?state=dead".into(), owner.clone())
         .await

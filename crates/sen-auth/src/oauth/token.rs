@@ -438,7 +438,8 @@ async fn session_of(ctx: &AppContext, token: &str) -> AppResult<Option<String>> 
     }
     let state = AuthState::of(ctx)?;
     Ok(
-        jwt::verify(&state.keys, token, &state.issuer, &state.audience)
+        jwt::verify_fresh(ctx, &state.keys, token, &state.issuer, &state.audience)
+            .await
             .ok()
             .map(|c| c.sid),
     )
@@ -459,7 +460,9 @@ pub async fn introspect(
         return Ok(inactive());
     };
     let state = AuthState::of(&ctx)?;
-    let Ok(claims) = jwt::verify(&state.keys, &token, &state.issuer, &state.audience) else {
+    let Ok(claims) =
+        jwt::verify_fresh(&ctx, &state.keys, &token, &state.issuer, &state.audience).await
+    else {
         return Ok(inactive());
     };
     let db = ctx.db();

@@ -118,6 +118,17 @@ impl App for Chaos {
             SchemaMigration::new("0001_effects").statement(effects),
         )]
     }
+    fn topics(&self) -> Vec<sen_core::realtime::TopicDecl> {
+        vec![sen_core::realtime::TopicDecl::new(
+            "chaos:{id}",
+            |_, _, _| Box::pin(async { Ok(true) }),
+        )]
+    }
+    fn routes(&self) -> utoipa_axum::router::OpenApiRouter<sen_core::AppContext> {
+        utoipa_axum::router::OpenApiRouter::new()
+            .routes(utoipa_axum::routes!(publish))
+            .routes(utoipa_axum::routes!(notify_me))
+    }
     fn jobs(&self) -> Vec<JobHandler> {
         vec![
             JobHandler::of::<Effect>(),
@@ -151,6 +162,45 @@ impl App for Chaos {
 
 fn apps() -> anyhow::Result<Apps> {
     Ok(sen::platform_apps()?.register(Chaos)?)
+}
+
+/// An event to publish.
+#[derive(Deserialize, utoipa::ToSchema)]
+struct Publish {
+    topic: String,
+    name: String,
+    data: serde_json::Value,
+}
+
+/// Publishes an event on any topic (signed-in callers; diagnostics only).
+#[utoipa::path(post, path = "/publish", request_body = Publish, responses((status = 200)))]
+async fn publish(
+    axum::extract::State(ctx): axum::extract::State<sen_core::AppContext>,
+    _me: sen_core::Principal,
+    sen_core::extract::Json(p): sen_core::extract::Json<Publish>,
+) -> sen_core::AppResult<sen_core::extract::Json<serde_json::Value>> {
+    let id = ctx.realtime().publish(&p.topic, &p.name, p.data).await?;
+    Ok(sen_core::extract::Json(serde_json::json!({ "id": id })))
+}
+
+/// Sends the caller a notification.
+#[utoipa::path(post, path = "/notify-me", responses((status = 200)))]
+async fn notify_me(
+    axum::extract::State(ctx): axum::extract::State<sen_core::AppContext>,
+    me: sen_core::Principal,
+) -> sen_core::AppResult<sen_core::extract::Json<sen_realtime::Notification>> {
+    let n = sen_realtime::notify(
+        &ctx,
+        &me.user_id,
+        sen_realtime::NewNotification {
+            kind: "chaos.hello".into(),
+            title: "Hello".into(),
+            body: String::new(),
+            data: serde_json::json!({}),
+        },
+    )
+    .await?;
+    Ok(sen_core::extract::Json(n))
 }
 
 fn main() -> std::process::ExitCode {

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod procs;
+pub mod rt;
 
 use std::time::Duration;
 
@@ -51,7 +52,64 @@ impl App for Probe {
             .routes(routes!(cache_roundtrip))
             .routes(routes!(big))
             .routes(routes!(region_report))
+            .routes(routes!(publish))
+            .routes(routes!(notify_user))
     }
+    fn topics(&self) -> Vec<sen_core::realtime::TopicDecl> {
+        // Posts are public unless their id starts with `secret`: those need
+        // `probe:reports.read`.
+        vec![sen_core::realtime::TopicDecl::new(
+            "post:{id}",
+            |_, p, params| {
+                let public = params.get("id").is_some_and(|id| !id.starts_with("secret"));
+                let ok = public || p.has("probe:reports.read");
+                Box::pin(async move { Ok(ok) })
+            },
+        )]
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PublishBody {
+    topic: String,
+    name: String,
+    data: serde_json::Value,
+}
+
+#[utoipa::path(post, path = "/publish", request_body = PublishBody, responses((status = 200)))]
+async fn publish(
+    State(ctx): State<AppContext>,
+    _me: sen_core::Principal,
+    Json(p): Json<PublishBody>,
+) -> AppResult<Json<serde_json::Value>> {
+    let id = ctx.realtime().publish(&p.topic, &p.name, p.data).await?;
+    Ok(Json(serde_json::json!({ "id": id })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NotifyBody {
+    user_id: String,
+    title: String,
+}
+
+#[utoipa::path(post, path = "/notify", request_body = NotifyBody, responses((status = 200)))]
+async fn notify_user(
+    State(ctx): State<AppContext>,
+    _me: sen_core::Principal,
+    Json(b): Json<NotifyBody>,
+) -> AppResult<Json<sen_realtime::Notification>> {
+    let n = sen_realtime::notify(
+        &ctx,
+        &b.user_id,
+        sen_realtime::NewNotification {
+            kind: "probe.note".into(),
+            title: b.title,
+            body: "body".into(),
+            data: serde_json::json!({"link": "/x"}),
+        },
+    )
+    .await?;
+    Ok(Json(n))
 }
 
 #[derive(Debug, Deserialize, garde::Validate, utoipa::ToSchema)]
@@ -148,6 +206,8 @@ pub fn apps() -> Apps {
         .register(sen_auth::AuthApp)
         .unwrap()
         .register(sen_jobs::JobsApp)
+        .unwrap()
+        .register(sen_realtime::RealtimeApp)
         .unwrap()
         .register(Probe)
         .unwrap()
