@@ -91,16 +91,21 @@ impl Kill {
 pub struct Sink {
     tx: mpsc::Sender<Out>,
     kill: Arc<Kill>,
+    /// Whether frames carry their topic position (SSE cursors need it;
+    /// WebSocket clients read the id from the frame, and skipping it saves
+    /// a shared reference count per delivery).
+    positions: bool,
 }
 
 impl Sink {
     /// A sink with a queue of `capacity` frames; returns the reading end.
-    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<Out>) {
+    pub fn new(capacity: usize, positions: bool) -> (Self, mpsc::Receiver<Out>) {
         let (tx, rx) = mpsc::channel(capacity);
         (
             Self {
                 tx,
                 kill: Arc::new(Kill::default()),
+                positions,
             },
             rx,
         )
@@ -157,7 +162,7 @@ impl Topic {
         self.head = ev.seq;
         for sink in self.subs.values() {
             sink.offer(Out::Text {
-                pos: Some((ev.topic.clone(), ev.seq)),
+                pos: sink.positions.then(|| (ev.topic.clone(), ev.seq)),
                 frame: ev.frame.clone(),
             });
         }
@@ -308,10 +313,19 @@ impl Hub {
                 Some(h) => h,
                 None => {
                     let h = log::head(ctx, topic).await?;
-                    lock(&self.topics)
+                    let head = lock(&self.topics)
                         .entry(topic.clone())
                         .or_insert_with(|| Topic::new(h))
-                        .head
+                        .head;
+                    // An event committed between reading the head and
+                    // creating the topic here was not delivered locally:
+                    // look once more and fetch it.
+                    let now = log::head(ctx, topic).await?;
+                    if now > head {
+                        self.catch_up(ctx, topic, now);
+                        continue;
+                    }
+                    head
                 }
             };
             let plan = match since {
@@ -319,6 +333,10 @@ impl Hub {
                 None => None,
             };
             let mut topics = lock(&self.topics);
+            if !topics.contains_key(topic) && attempts < 5 {
+                // Dropped meanwhile (its last subscriber left): start over.
+                continue;
+            }
             let t = topics
                 .entry(topic.clone())
                 .or_insert_with(|| Topic::new(head));
@@ -419,6 +437,21 @@ impl Hub {
         }
     }
 
+    /// Fetches events up to `now` for `topic` from the log, unless a fetch
+    /// is already under way.
+    fn catch_up(self: &Arc<Self>, ctx: &AppContext, topic: &Arc<str>, now: i64) {
+        let mut topics = lock(&self.topics);
+        if let Some(t) = topics.get_mut(topic)
+            && !t.filling
+            && t.head < now
+        {
+            t.filling = true;
+            let after = t.head;
+            drop(topics);
+            tokio::spawn(self.clone().fill(ctx.clone(), topic.clone(), after, now));
+        }
+    }
+
     /// After a lost link to other instances: catches every local topic up
     /// with the log, so events published meanwhile are not missed.
     pub async fn resync(self: &Arc<Self>, ctx: &AppContext) {
@@ -431,16 +464,7 @@ impl Hub {
                 return;
             };
             if now > head {
-                let mut topics = lock(&self.topics);
-                if let Some(t) = topics.get_mut(&topic)
-                    && !t.filling
-                    && t.head < now
-                {
-                    t.filling = true;
-                    let after = t.head;
-                    drop(topics);
-                    tokio::spawn(self.clone().fill(ctx.clone(), topic, after, now));
-                }
+                self.catch_up(ctx, &topic, now);
             }
         }
     }

@@ -100,7 +100,7 @@ pub async fn sse(
         .and_then(|v| v.to_str().ok())
         .map(parse_cursor)
         .unwrap_or_default();
-    let (sink, rx) = Sink::new(config.realtime_send_queue);
+    let (sink, rx) = Sink::new(config.realtime_send_queue, true);
     let info = ConnInfo {
         user_id: principal.user_id.clone(),
         session_id: principal.session_id.clone(),

@@ -104,7 +104,7 @@ async fn run(
 ) {
     let config = ctx.config();
     let (sink_half, mut stream) = socket.split();
-    let (sink, rx) = Sink::new(config.realtime_send_queue);
+    let (sink, rx) = Sink::new(config.realtime_send_queue, false);
     let (close_tx, close_rx) = oneshot::channel();
     let writer = tokio::spawn(write_loop(sink_half, rx, close_rx));
     let close = |code: u16| {
@@ -113,7 +113,9 @@ async fn run(
     let by_frame = principal.is_none();
     let principal = match principal {
         Some(p) => p,
-        None => match first_frame_auth(&ctx, &mut stream).await {
+        // Boxed: the authentication future (a database query) must not be
+        // part of the state every idle connection keeps.
+        None => match Box::pin(first_frame_auth(&ctx, &mut stream)).await {
             Some(p) => p,
             None => {
                 close(CLOSE_UNAUTHENTICATED);
@@ -227,7 +229,10 @@ impl Session<'_> {
                     last_seen = Instant::now();
                     match msg {
                         Message::Text(t) => {
-                            if let Some(code) = self.on_text(&t).await {
+                            // Boxed for the same reason: subscribing reads
+                            // the replay log, and idle connections should
+                            // not carry that future's space.
+                            if let Some(code) = Box::pin(self.on_text(&t)).await {
                                 return code;
                             }
                         }

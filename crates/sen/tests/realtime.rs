@@ -334,6 +334,7 @@ async fn spawn_tight(backend: Backend) -> TestApp {
             c.realtime_send_queue = 4;
             c.realtime_max_connections_per_user = 3;
             c.realtime_revocation_check_ms = 200;
+            c.realtime_max_subscriptions = 2;
         })
         .spawn()
         .await
@@ -417,8 +418,20 @@ async fn revoked_sessions_are_disconnected(app: TestApp) {
 async fn per_user_connections_are_capped(app: TestApp) {
     let (_, ann) = user(&app, "ann@example.com").await;
     let (_, bob) = user(&app, "bob@example.com").await;
-    let _a = rt::connect_token(app.addr, &ann).await;
+    let mut a = rt::connect_token(app.addr, &ann).await;
     let _b = rt::connect_token(app.addr, &ann).await;
+    // Topics per connection are capped too.
+    assert_eq!(a.subscribe("post:1", None).await["type"], "subscribed");
+    assert_eq!(a.subscribe("post:2", None).await["type"], "subscribed");
+    let over_topics = a.subscribe("post:3", None).await;
+    assert_eq!(
+        over_topics["code"], "too_many_subscriptions",
+        "{over_topics}"
+    );
+    a.send(json!({"type": "unsubscribe", "topic": "post:1"}))
+        .await;
+    assert_eq!(a.next().await["type"], "unsubscribed");
+    assert_eq!(a.subscribe("post:3", None).await["type"], "subscribed");
     let _sse = Sse::open(&app.client, &app.url(""), "post:1", &ann, None)
         .await
         .unwrap();
@@ -762,18 +775,34 @@ async fn redis_outage_keeps_local_delivery_and_catches_up() {
 /// Two real `sen serve` processes on one PostgreSQL database: a subscriber
 /// on one receives what a request on the other published (NOTIFY).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_sen_serve_processes_share_events() {
+async fn two_sen_serve_processes_share_events_through_notify() {
+    two_sen_serve_processes(None).await;
+}
+
+/// The same with both processes on Redis (pub/sub carries the events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sen_serve_processes_share_events_through_redis() {
+    two_sen_serve_processes(Some(sen_testkit::redis::shared_url())).await;
+}
+
+async fn two_sen_serve_processes(redis: Option<String>) {
     use common::procs::{SEN_TEST_JOBS, run_exe, spawn_exe, text, wait_http};
     let dir = tempfile::tempdir().unwrap();
     let db = sen_testkit::postgres::shared().create_database().await;
     let secret = format!("secret-{}", uuid::Uuid::now_v7().simple());
+    let prefix = format!("p{}:", uuid::Uuid::now_v7().simple());
     let env = |port: u16| {
-        vec![
+        let mut env = vec![
             ("DATABASE_URL", db.clone()),
             ("SEN_SECRET_KEY", secret.clone()),
             ("SEN_PUBLIC_URL", "http://sen.test".to_string()),
             ("PORT", port.to_string()),
-        ]
+        ];
+        if let Some(url) = &redis {
+            env.push(("REDIS_URL", url.clone()));
+            env.push(("SEN_REDIS_PREFIX", prefix.clone()));
+        }
+        env
     };
     let (pa, pb) = (sen_testkit::free_port(), sen_testkit::free_port());
     let out = run_exe(SEN_TEST_JOBS, dir.path(), &["migrate"], &env(pa));
