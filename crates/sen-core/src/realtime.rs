@@ -27,6 +27,27 @@ pub type TopicCheck = Arc<
         + Sync,
 >;
 
+/// Produces a topic's current state (`None`: nothing to say now).
+pub type FeedFn = Arc<
+    dyn for<'a> Fn(&'a AppContext) -> BoxFuture<'a, Result<Option<serde_json::Value>, AppError>>
+        + Send
+        + Sync,
+>;
+
+/// A topic whose events are snapshots computed on demand (queue depths, a
+/// live count): while an instance has subscribers to it, it polls `produce`
+/// every `every` and sends the result to its own subscribers when it
+/// changed. Snapshots are not logged (id `"snapshot"`) and never replayed.
+#[derive(Clone)]
+pub struct TopicFeed {
+    /// Poll interval.
+    pub every: std::time::Duration,
+    /// Event name of the snapshots.
+    pub name: &'static str,
+    /// The producer.
+    pub produce: FeedFn,
+}
+
 /// A family of topics an app publishes, and who may subscribe to it.
 #[derive(Clone)]
 pub struct TopicDecl {
@@ -34,6 +55,8 @@ pub struct TopicDecl {
     pub pattern: &'static str,
     /// The subscription check.
     pub check: TopicCheck,
+    /// Snapshots polled while someone listens (for a fixed topic only).
+    pub feed: Option<TopicFeed>,
 }
 
 impl std::fmt::Debug for TopicDecl {
@@ -60,7 +83,29 @@ impl TopicDecl {
         Self {
             pattern,
             check: Arc::new(check),
+            feed: None,
         }
+    }
+
+    /// Adds snapshots: `produce` polled every `every` while subscribed.
+    pub fn with_feed<F>(
+        mut self,
+        every: std::time::Duration,
+        name: &'static str,
+        produce: F,
+    ) -> Self
+    where
+        F: for<'a> Fn(&'a AppContext) -> BoxFuture<'a, Result<Option<serde_json::Value>, AppError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.feed = Some(TopicFeed {
+            every,
+            name,
+            produce: Arc::new(produce),
+        });
+        self
     }
 
     /// Only the user whose id fills `{param}` may subscribe (`user:{id}`).

@@ -43,7 +43,26 @@ impl App for JobsApp {
     }
 
     fn topics(&self) -> Vec<sen_core::realtime::TopicDecl> {
-        vec![sen_core::realtime::TopicDecl::permission(JOBS_TOPIC, READ)]
+        vec![
+            sen_core::realtime::TopicDecl::permission(JOBS_TOPIC, READ),
+            // Queue depths for the dashboard, polled only while watched.
+            sen_core::realtime::TopicDecl::permission(QUEUES_TOPIC, READ).with_feed(
+                std::time::Duration::from_secs(2),
+                "queues",
+                |ctx| {
+                    Box::pin(async move {
+                        let items: Vec<QueueView> = queue::stats(ctx.db())
+                            .await?
+                            .into_iter()
+                            .map(QueueView::from)
+                            .collect();
+                        Ok(Some(
+                            serde_json::to_value(QueueList { items }).unwrap_or_default(),
+                        ))
+                    })
+                },
+            ),
+        ]
     }
 
     fn permissions(&self) -> Vec<PermissionDecl> {
@@ -181,6 +200,8 @@ async fn after_change(
 
 /// The realtime topic operators' dashboards watch for job changes.
 pub const JOBS_TOPIC: &str = "admin:jobs";
+/// The realtime topic with queue depth snapshots (every 2 s while watched).
+pub const QUEUES_TOPIC: &str = "admin:queues";
 
 /// Publishes a job change on [`JOBS_TOPIC`] (best effort: the change is
 /// already committed, and the dashboard also reloads on reconnect).

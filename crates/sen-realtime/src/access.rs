@@ -43,13 +43,14 @@ impl Refusal {
     }
 }
 
-/// Runs the first matching declaration's check for `principal`.
-pub async fn check(
+/// Runs the first matching declaration's check for `principal`; returns
+/// the declaration on success.
+pub async fn check<'d>(
     ctx: &AppContext,
-    decls: &[TopicDecl],
+    decls: &'d [TopicDecl],
     principal: &Principal,
     name: &str,
-) -> Result<(), Refusal> {
+) -> Result<&'d TopicDecl, Refusal> {
     if !topic::valid_topic(name) {
         return Err(Refusal::InvalidTopic);
     }
@@ -57,7 +58,7 @@ pub async fn check(
         return Err(Refusal::UnknownTopic);
     };
     match (decl.check)(ctx, principal, &params).await {
-        Ok(true) => Ok(()),
+        Ok(true) => Ok(decl),
         Ok(false) => Err(Refusal::Forbidden),
         Err(e) => {
             tracing::warn!(topic = name, error = %e, "topic check failed");

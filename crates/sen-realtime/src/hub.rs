@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::ws::Utf8Bytes;
 use sen_core::AppContext;
-use sen_core::realtime::Revocations;
+use sen_core::realtime::{Revocations, TopicFeed};
 use tokio::sync::{Notify, mpsc};
 
 use crate::log::{self, Resume};
@@ -141,6 +141,8 @@ impl Sink {
 struct Topic {
     /// The last sequence number delivered here.
     head: i64,
+    /// A snapshot feed is running for it.
+    fed: bool,
     subs: HashMap<u64, Sink>,
     /// Events that arrived ahead of a missing predecessor.
     pending: BTreeMap<i64, Event>,
@@ -152,6 +154,7 @@ impl Topic {
     fn new(head: i64) -> Self {
         Self {
             head,
+            fed: false,
             subs: HashMap::new(),
             pending: BTreeMap::new(),
             filling: false,
@@ -450,6 +453,55 @@ impl Hub {
             drop(topics);
             tokio::spawn(self.clone().fill(ctx.clone(), topic.clone(), after, now));
         }
+    }
+
+    /// Starts polling `feed` for `topic` unless it already runs here; it
+    /// stops by itself when the topic has no local subscriber left.
+    pub fn feed(self: &Arc<Self>, ctx: &AppContext, topic: &Arc<str>, feed: &TopicFeed) {
+        {
+            let mut topics = lock(&self.topics);
+            match topics.get_mut(topic) {
+                Some(t) if !t.fed => t.fed = true,
+                _ => return,
+            }
+        }
+        let (hub, ctx, topic, feed) = (self.clone(), ctx.clone(), topic.clone(), feed.clone());
+        tokio::spawn(async move {
+            let mut last: Option<serde_json::Value> = None;
+            let mut stopping = ctx.stopping();
+            loop {
+                match (feed.produce)(&ctx).await {
+                    Ok(Some(v)) if last.as_ref() != Some(&v) => {
+                        let frame = Utf8Bytes::from(protocol::snapshot_frame(
+                            &topic,
+                            feed.name,
+                            &v.to_string(),
+                        ));
+                        let topics = lock(&hub.topics);
+                        let Some(t) = topics.get(&topic) else { return };
+                        for sink in t.subs.values() {
+                            sink.text(frame.clone());
+                        }
+                        last = Some(v);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(topic = %topic, error = %e, "topic feed failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(feed.every) => {}
+                    _ = crate::stopped(&mut stopping) => return,
+                }
+                let mut topics = lock(&hub.topics);
+                match topics.get_mut(&topic) {
+                    Some(t) if !t.subs.is_empty() => {}
+                    Some(t) => {
+                        t.fed = false;
+                        return;
+                    }
+                    None => return,
+                }
+            }
+        });
     }
 
     /// After a lost link to other instances: catches every local topic up

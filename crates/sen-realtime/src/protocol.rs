@@ -64,6 +64,15 @@ pub fn event_frame(topic: &str, seq: i64, name: &str, data: &str) -> String {
     )
 }
 
+/// A snapshot from a topic feed: not logged, so its id is `snapshot`.
+pub fn snapshot_frame(topic: &str, name: &str, data: &str) -> String {
+    format!(
+        r#"{{"type":"event","topic":{},"id":"snapshot","name":{},"data":{data}}}"#,
+        quoted(topic),
+        quoted(name)
+    )
+}
+
 /// The log no longer covers what the client missed: it should reload the
 /// topic's state; `id` is where the stream continues from.
 pub fn reset_frame(topic: &str, head: i64) -> String {

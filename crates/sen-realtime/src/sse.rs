@@ -84,15 +84,21 @@ pub async fn sse(
             )),
         );
     }
+    let mut feeds = Vec::new();
     for t in &topics {
-        if let Err(r) = access::check(&ctx, &state.topics, &principal, t).await {
-            let status = match r {
-                access::Refusal::InvalidTopic => StatusCode::UNPROCESSABLE_ENTITY,
-                access::Refusal::UnknownTopic => StatusCode::NOT_FOUND,
-                access::Refusal::Forbidden => StatusCode::FORBIDDEN,
-                access::Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            return Err(AppError::new(status, r.code()).with_detail(format!("{t}: {}", r.detail())));
+        match access::check(&ctx, &state.topics, &principal, t).await {
+            Ok(decl) => feeds.push(decl.feed.clone()),
+            Err(r) => {
+                let status = match r {
+                    access::Refusal::InvalidTopic => StatusCode::UNPROCESSABLE_ENTITY,
+                    access::Refusal::UnknownTopic => StatusCode::NOT_FOUND,
+                    access::Refusal::Forbidden => StatusCode::FORBIDDEN,
+                    access::Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                return Err(
+                    AppError::new(status, r.code()).with_detail(format!("{t}: {}", r.detail()))
+                );
+            }
         }
     }
     let since = headers
@@ -120,7 +126,7 @@ pub async fn sse(
         topics: HashSet::new(),
     };
     let mut cursor = BTreeMap::new();
-    for t in &topics {
+    for (t, feed) in topics.iter().zip(&feeds) {
         let name: Arc<str> = Arc::from(t.as_str());
         let from = since.get(t).copied();
         if let Some(n) = from {
@@ -131,6 +137,9 @@ pub async fn sse(
             .subscribe(&ctx, conn, &sink, &name, from)
             .await
             .map_err(|e| AppError::unavailable("realtime", e))?;
+        if let Some(feed) = feed {
+            state.hub.feed(&ctx, &name, feed);
+        }
         guard.topics.insert(name);
     }
     let kill = sink.kill().clone();
@@ -182,7 +191,15 @@ impl Stream_ {
                     out = s.rx.recv() => out?,
                 };
                 match out {
-                    Out::Text { pos: None, .. } | Out::Ping => continue,
+                    Out::Ping => continue,
+                    // Confirmations (the 200 already said so) are skipped;
+                    // feed snapshots go out without moving the cursor.
+                    Out::Text { pos: None, frame } => {
+                        if frame.as_str().starts_with(r#"{"type":"event""#) {
+                            return Some((Ok(SseEvent::default().data(frame.as_str())), s));
+                        }
+                        continue;
+                    }
                     Out::Text {
                         pos: Some((topic, seq)),
                         frame,

@@ -299,10 +299,13 @@ impl Session<'_> {
             );
             return;
         }
-        if let Err(r) = access::check(self.ctx, &self.state.topics, self.principal, &topic).await {
-            refuse(r.code(), r.detail());
-            return;
-        }
+        let decl = match access::check(self.ctx, &self.state.topics, self.principal, &topic).await {
+            Ok(d) => d,
+            Err(r) => {
+                refuse(r.code(), r.detail());
+                return;
+            }
+        };
         let name: Arc<str> = Arc::from(topic.as_str());
         match self
             .state
@@ -311,6 +314,9 @@ impl Session<'_> {
             .await
         {
             Ok(()) => {
+                if let Some(feed) = &decl.feed {
+                    self.state.hub.feed(self.ctx, &name, feed);
+                }
                 self.topics.insert(name);
             }
             Err(e) => {

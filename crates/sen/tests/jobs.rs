@@ -1041,6 +1041,27 @@ async fn admin_api_lists_shows_retries_and_cancels_jobs(app: TestApp) {
         "{ev}"
     );
     assert_eq!(ev["data"]["id"], dead.as_str());
+    // Queue depths arrive as snapshots while someone watches.
+    assert_eq!(
+        watch.subscribe("admin:queues", None).await["type"],
+        "subscribed"
+    );
+    let snap = watch.next().await;
+    assert_eq!(
+        (snap["name"].as_str(), snap["id"].as_str()),
+        (Some("queues"), Some("snapshot")),
+        "{snap}"
+    );
+    let default_q = snap["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "default")
+        .unwrap()
+        .clone();
+    assert_eq!(default_q["dead"], 1, "{snap}");
+    let refused = nosy.subscribe("admin:queues", None).await;
+    assert_eq!(refused["code"], "forbidden");
 
     let page: Value = get("/api/v1/admin/jobs?state=dead".into(), owner.clone())
         .await
