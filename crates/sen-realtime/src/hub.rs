@@ -410,33 +410,48 @@ impl Hub {
     /// Reads events `after+1..=upto` of `topic` from the log and delivers
     /// them; what the log no longer has is reported to subscribers as a reset.
     async fn fill(self: Arc<Self>, ctx: AppContext, topic: Arc<str>, after: i64, upto: i64) {
-        let found = log::range(&ctx, &topic, after, upto, (upto - after) as u64).await;
-        let mut topics = lock(&self.topics);
-        let Some(t) = topics.get_mut(&topic) else {
-            return;
-        };
-        t.filling = false;
-        if let Ok(events) = found {
-            for e in events {
-                if e.seq == t.head + 1 {
-                    let ev = Event {
-                        topic: topic.clone(),
-                        seq: e.seq,
-                        frame: protocol::event_frame(&topic, e.seq, &e.name, &e.data).into(),
-                    };
-                    t.send(&ev);
+        let (mut after, mut upto) = (after, upto);
+        loop {
+            let found = log::range(&ctx, &topic, after, upto, (upto - after) as u64).await;
+            let mut topics = lock(&self.topics);
+            let Some(t) = topics.get_mut(&topic) else {
+                return;
+            };
+            // Whether the log had every event asked for.
+            let complete = found.as_ref().is_ok_and(|v| v.len() as i64 == upto - after);
+            if let Ok(events) = found {
+                for e in events {
+                    if e.seq == t.head + 1 {
+                        let ev = Event {
+                            topic: topic.clone(),
+                            seq: e.seq,
+                            frame: protocol::event_frame(&topic, e.seq, &e.name, &e.data).into(),
+                        };
+                        t.send(&ev);
+                    }
                 }
             }
-        }
-        t.drain();
-        if let Some(&first) = t.pending.keys().next() {
-            // Still missing: gone from the log (or unreadable). Say so.
-            tracing::warn!(topic = %topic, from = t.head + 1, to = first - 1, "realtime events missing; subscribers reset");
-            t.reset(&topic, first - 1);
             t.drain();
-        }
-        if t.subs.is_empty() {
-            topics.remove(&topic);
+            match t.pending.keys().next().copied() {
+                // A later gap opened while this one was read: read that too.
+                Some(first) if complete && first > t.head + 1 && t.head >= upto => {
+                    after = t.head;
+                    upto = first - 1;
+                    continue;
+                }
+                Some(first) => {
+                    // Gone from the log (or unreadable). Say so, never skip silently.
+                    tracing::warn!(topic = %topic, from = t.head + 1, to = first - 1, "realtime events missing; subscribers reset");
+                    t.reset(&topic, first - 1);
+                    t.drain();
+                }
+                None => {}
+            }
+            t.filling = false;
+            if t.subs.is_empty() {
+                topics.remove(&topic);
+            }
+            return;
         }
     }
 
