@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod jwt;
 pub mod keys;
 pub mod limits;
+pub mod mail_templates;
 pub mod mfa;
 pub mod oauth;
 pub mod oidc_login;
@@ -65,7 +66,12 @@ impl App for AuthApp {
             Box::new(schema::CreateCredentialTables),
             Box::new(schema::CreateOAuthTables),
             Box::new(schema::IndexRevocations),
+            Box::new(schema::DropAuthMail),
         ]
+    }
+
+    fn mail_templates(&self) -> Vec<sen_core::mail::MailTemplate> {
+        mail_templates::all()
     }
 
     fn permissions(&self) -> Vec<PermissionDecl> {

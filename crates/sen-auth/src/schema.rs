@@ -225,6 +225,21 @@ impl Migration for CreateAuthTables {
     }
 }
 
+/// Drops `sen_auth_mail`: reset mail now goes through the mail outbox.
+pub struct DropAuthMail;
+
+#[async_trait]
+impl Migration for DropAuthMail {
+    fn name(&self) -> &'static str {
+        "0005_drop_auth_mail"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        tx.execute_unprepared("DROP TABLE sen_auth_mail").await?;
+        Ok(())
+    }
+}
+
 /// Indexes that let live connections find revoked credentials quickly.
 pub struct IndexRevocations;
 

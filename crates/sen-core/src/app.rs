@@ -67,6 +67,10 @@ pub trait App: Send + Sync + 'static {
     fn schedules(&self) -> Vec<crate::jobs::Schedule> {
         Vec::new()
     }
+    /// The app's mail templates (one per name and locale), rendered by `sen-mail`.
+    fn mail_templates(&self) -> Vec<crate::mail::MailTemplate> {
+        Vec::new()
+    }
     /// The realtime topics the app publishes and who may subscribe to them.
     fn topics(&self) -> Vec<crate::realtime::TopicDecl> {
         Vec::new()

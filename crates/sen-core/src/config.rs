@@ -153,6 +153,17 @@ pub struct Config {
     pub realtime_max_frame_bytes: usize,
     /// How often revoked sessions are looked for, in milliseconds.
     pub realtime_revocation_check_ms: u64,
+    /// SMTP server for outgoing mail: `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS), `smtps://…:465` (TLS) or `smtp://host:25` (plain, for a
+    /// local relay); unset = messages are written as `.eml` files under
+    /// `{data_dir}/mail` (the dev transport).
+    pub mail_smtp_url: Option<Secret>,
+    /// The `From` of outgoing mail.
+    pub mail_from: String,
+    /// Messages per minute per recipient domain (`gmail.com=60,*=600`;
+    /// `*` is every other domain; empty = no limit).
+    #[serde(deserialize_with = "queue_list", serialize_with = "queue_list_out")]
+    pub mail_domain_limits: Vec<(String, usize)>,
 }
 
 /// One OpenID Connect provider users may sign in with.
@@ -209,7 +220,7 @@ impl Default for Config {
             secret_key: None,
             metrics_enabled: true,
             worker_port: None,
-            worker_queues: vec![("default".into(), 10)],
+            worker_queues: vec![("default".into(), 10), ("mail".into(), 4)],
             job_lease_ms: 30_000,
             job_poll_ms: 1_000,
             public_url: None,
@@ -229,6 +240,9 @@ impl Default for Config {
             realtime_heartbeat_secs: 30,
             realtime_max_frame_bytes: 16 * 1024,
             realtime_revocation_check_ms: 2_000,
+            mail_smtp_url: None,
+            mail_from: "Sen <no-reply@localhost>".into(),
+            mail_domain_limits: Vec::new(),
         }
     }
 }
@@ -424,6 +438,21 @@ pub const KEYS: &[KeyDoc] = &[
         key: "realtime_revocation_check_ms",
         env: "SEN_REALTIME_REVOCATION_CHECK_MS",
         help: "how often revoked sessions are disconnected (default 2000)",
+    },
+    KeyDoc {
+        key: "mail_smtp_url",
+        env: "SEN_MAIL_SMTP_URL",
+        help: "SMTP server, smtp://user:pass@host:587?tls=required or smtps://… (default: .eml files in {data_dir}/mail)",
+    },
+    KeyDoc {
+        key: "mail_from",
+        env: "SEN_MAIL_FROM",
+        help: "From of outgoing mail (default Sen <no-reply@localhost>)",
+    },
+    KeyDoc {
+        key: "mail_domain_limits",
+        env: "SEN_MAIL_DOMAIN_LIMITS",
+        help: "messages per minute per recipient domain, gmail.com=60,*=600 (default none)",
     },
     KeyDoc {
         key: "worker_port",
@@ -636,6 +665,34 @@ impl Config {
                 "must be at least 256".into(),
             ));
         }
+        if let Some(u) = &self.mail_smtp_url {
+            let ok = url::Url::parse(u.expose())
+                .map(|p| matches!(p.scheme(), "smtp" | "smtps") && p.host_str().is_some())
+                .unwrap_or(false);
+            if !ok {
+                return Err(fail(
+                    "mail_smtp_url",
+                    "must be smtp://[user:pass@]host[:port][?tls=required] or smtps://…".into(),
+                ));
+            }
+        }
+        if !self.mail_from.contains('@') || self.mail_from.contains(['\r', '\n']) {
+            return Err(fail(
+                "mail_from",
+                format!(
+                    "{:?} must be an address such as Sen <no-reply@example.com>",
+                    self.mail_from
+                ),
+            ));
+        }
+        if let Some((d, _)) = self.mail_domain_limits.iter().find(|(d, n)| {
+            *n == 0 || !(d == "*" || (d.contains('.') && !d.contains(['@', '/', ' '])))
+        }) {
+            return Err(fail(
+                "mail_domain_limits",
+                format!("{d:?}: each entry is domain=N (N ≥ 1 per minute) or *=N"),
+            ));
+        }
         if let Some(key) = &self.secret_key
             && key.expose().chars().count() < 32
         {
@@ -675,6 +732,9 @@ impl Config {
             }
             if self.secret_key.is_some() {
                 obj.insert("secret_key".into(), "[redacted]".into());
+            }
+            if let Some(m) = &self.mail_smtp_url {
+                obj.insert("mail_smtp_url".into(), mask_url(m.expose()).into());
             }
             if let Some(list) = obj
                 .get_mut("auth_oidc_providers")

@@ -33,6 +33,7 @@ struct Inner {
     apps: Apps,
     jobs: crate::jobs::Jobs,
     events: crate::jobs::Events,
+    mail: crate::mail::Mails,
     instance_id: Uuid,
     started_at: DateTime<Utc>,
     system_info: std::sync::OnceLock<bytes::Bytes>,
@@ -128,6 +129,7 @@ impl AppContext {
             Some(link) => crate::ratelimit::RateLimiter::redis(link.clone()),
             None => crate::ratelimit::RateLimiter::memory(),
         };
+        let jobs = crate::jobs::Jobs::new(db_backend);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -137,7 +139,8 @@ impl AppContext {
                 redis,
                 roles,
                 apps,
-                jobs: crate::jobs::Jobs::new(db_backend),
+                mail: crate::mail::Mails::new(db_backend, jobs.clone()),
+                jobs,
                 events: crate::jobs::Events::new(db_backend),
                 instance_id: Uuid::now_v7(),
                 started_at: Utc::now(),
@@ -191,6 +194,11 @@ impl AppContext {
     /// Publishes domain events inside the caller's transaction.
     pub fn events(&self) -> &crate::jobs::Events {
         &self.inner.events
+    }
+
+    /// Queues mail inside the caller's transaction (delivered by `sen-mail`).
+    pub fn mail(&self) -> &crate::mail::Mails {
+        &self.inner.mail
     }
 
     /// The registered apps.

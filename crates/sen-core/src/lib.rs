@@ -15,6 +15,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod mail;
 pub mod migrate;
 pub mod principal;
 pub mod pubsub;

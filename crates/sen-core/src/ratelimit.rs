@@ -119,7 +119,16 @@ impl RateLimiter {
     /// Counts one request against `key`. `Err(Limited)` when over quota;
     /// `Err(AppError)` 503 when Redis cannot be reached.
     pub async fn check(&self, key: &str, quota: Quota) -> Result<(), AppError> {
-        match &*self.store {
+        match self.acquire(key, quota).await? {
+            Ok(()) => Ok(()),
+            Err(limited) => Err(limited.into()),
+        }
+    }
+
+    /// Like [`RateLimiter::check`] for background work, which waits instead
+    /// of answering 429: `Ok(Err(Limited))` says how long.
+    pub async fn acquire(&self, key: &str, quota: Quota) -> Result<Result<(), Limited>, AppError> {
+        Ok(match &*self.store {
             Store::Memory(cache) => {
                 let cell = cache
                     .get_with(key.to_string(), async {
@@ -139,8 +148,7 @@ impl RateLimiter {
                     }
                     Err(wait) => Err(Limited {
                         retry_after: Duration::from_millis(wait as u64),
-                    }
-                    .into()),
+                    }),
                 }
             }
             Store::Redis(link, script) => {
@@ -155,13 +163,12 @@ impl RateLimiter {
                 if wait > 0 {
                     Err(Limited {
                         retry_after: Duration::from_millis(wait as u64),
-                    }
-                    .into())
+                    })
                 } else {
                     Ok(())
                 }
             }
-        }
+        })
     }
 }
 

@@ -227,6 +227,28 @@ pub async fn extend_leases(db: &Db, token: &str, lease: Duration) -> Result<u64,
         .rows_affected())
 }
 
+/// Puts a running job back for later without counting the attempt (a
+/// rate limit said "not yet"). Fenced by the lock token.
+pub async fn snooze(db: &Db, job: &ClaimedJob, delay: Duration) -> Result<bool, DbErr> {
+    let now = db_now(db.backend());
+    let sql = format!(
+        "UPDATE sen_jobs SET state = 'scheduled', attempt = attempt - 1, run_at = {now} + ?, lease_until = NULL, lock_token = NULL
+         WHERE id = ? AND lock_token = ? AND state = 'running'"
+    );
+    let done = db
+        .orm()
+        .execute_raw(db.statement(
+            &sql,
+            [
+                us(delay).into(),
+                job.id.clone().into(),
+                job.lock_token.clone().into(),
+            ],
+        ))
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Gives up the jobs still running under `token` (at shutdown): they become
 /// available again and the attempt does not count.
 pub async fn release(db: &Db, token: &str) -> Result<u64, DbErr> {

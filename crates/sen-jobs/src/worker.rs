@@ -371,9 +371,20 @@ async fn execute(shared: &Shared, job: ClaimedJob) {
                 }
             }
         }
-        Ok(Ok(Err(e))) => {
-            record_failure(shared, &job, e.message(), e.is_retryable(), backoff).await
-        }
+        Ok(Ok(Err(e))) => match e.snoozed_for() {
+            Some(delay) => match queue::snooze(db, &job, delay).await {
+                Ok(true) => {
+                    tracing::debug!(job = %job.id, delay_ms = delay.as_millis() as u64, why = e.message(), "job snoozed")
+                }
+                Ok(false) => {
+                    tracing::warn!(job = %job.id, "snooze not recorded: the lease was lost")
+                }
+                Err(err) => {
+                    tracing::warn!(job = %job.id, error = %err, "could not snooze; the rescuer will rerun it")
+                }
+            },
+            None => record_failure(shared, &job, e.message(), e.is_retryable(), backoff).await,
+        },
         Ok(Err(_)) => {
             record_failure(
                 shared,

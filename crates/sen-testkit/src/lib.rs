@@ -11,6 +11,7 @@
 mod guard;
 pub mod postgres;
 pub mod redis;
+pub mod smtp;
 mod test_app;
 
 pub use sen_core::Backend;

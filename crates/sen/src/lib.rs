@@ -21,7 +21,8 @@ pub fn platform_apps() -> anyhow::Result<Apps> {
         .register(sen_core::system::SystemApp)?
         .register(sen_auth::AuthApp)?
         .register(sen_jobs::JobsApp)?
-        .register(sen_realtime::RealtimeApp)?)
+        .register(sen_realtime::RealtimeApp)?
+        .register(sen_mail::MailApp)?)
 }
 
 /// Builds the apps of a binary (called once per command).

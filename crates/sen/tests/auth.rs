@@ -1286,12 +1286,12 @@ async fn reset_mail(app: &TestApp, email: &str) -> Option<String> {
     let row = db
         .orm()
         .query_one_raw(db.statement(
-            "SELECT body FROM sen_auth_mail WHERE recipient = ? ORDER BY id DESC",
+            "SELECT text_body FROM sen_mail WHERE recipient = ? AND state = 'sent' ORDER BY id DESC",
             [email.into()],
         ))
         .await
         .unwrap()?;
-    let body: String = row.try_get("", "body").unwrap();
+    let body: String = row.try_get("", "text_body").unwrap();
     let token = body
         .split("token=")
         .nth(1)?
@@ -1302,7 +1302,7 @@ async fn reset_mail(app: &TestApp, email: &str) -> Option<String> {
 }
 
 async fn wait_reset_mail(app: &TestApp, email: &str) -> String {
-    for _ in 0..100 {
+    for _ in 0..200 {
         if let Some(t) = reset_mail(app, email).await {
             return t;
         }
@@ -1402,7 +1402,7 @@ async fn password_reset_is_single_use_and_keeps_totp(app: TestApp) {
     app.ctx
         .db()
         .orm()
-        .execute_raw(app.ctx.db().statement("DELETE FROM sen_auth_mail", []))
+        .execute_raw(app.ctx.db().statement("DELETE FROM sen_mail", []))
         .await
         .unwrap();
     app.post_json(

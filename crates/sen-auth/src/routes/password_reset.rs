@@ -1,7 +1,7 @@
 //! Password reset. The request always answers 202 after one queue insert,
 //! whether or not the account exists (no enumeration by answer or timing);
-//! a worker job makes the single-use token and the mail. Until the mail
-//! outbox exists the message is recorded in `sen_auth_mail`. Confirming
+//! a worker job makes the single-use token and queues the mail (in the
+//! request's language) in the same transaction. Confirming
 //! needs the TOTP code on accounts that have one: a reset never bypasses
 //! the second factor.
 
@@ -42,6 +42,7 @@ pub struct ResetRequest {
 pub async fn request_reset(
     State(ctx): State<AppContext>,
     meta: Meta,
+    headers: http::HeaderMap,
     Json(body): Json<ResetRequest>,
 ) -> AppResult<StatusCode> {
     let email: String = body.email.trim().to_lowercase().chars().take(254).collect();
@@ -56,7 +57,17 @@ pub async fn request_reset(
         ],
     )
     .await?;
-    let job = NewJob::of(&SendReset { email, ip: meta.ip }).map_err(AppError::internal)?;
+    let locale = sen_core::mail::locale_from_accept_language(
+        headers
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let job = NewJob::of(&SendReset {
+        email,
+        ip: meta.ip,
+        locale: Some(locale.to_string()),
+    })
+    .map_err(AppError::internal)?;
     ctx.jobs().enqueue(ctx.db().orm(), job).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -68,6 +79,9 @@ pub struct SendReset {
     pub email: String,
     /// Where the request came from.
     pub ip: Option<String>,
+    /// Language of the mail (from the request's `Accept-Language`).
+    #[serde(default)]
+    pub locale: Option<String>,
 }
 
 impl Job for SendReset {
@@ -107,20 +121,10 @@ impl Job for SendReset {
             return Ok(());
         }
         let link = format!("{}/reset-password?token={token}", ctx.config().public_url());
-        tx.execute_raw(db.statement(
-            "INSERT INTO sen_auth_mail (id, recipient, subject, body, created_at) VALUES (?, ?, ?, ?, ?)",
-            [
-                job.id.clone().into(),
-                self.email.clone().into(),
-                "Reset your password".into(),
-                format!(
-                    "Someone asked to reset the password of this account.\n\nTo choose a new one, open {link}\n\nThe link works once, for 30 minutes. If it was not you, ignore this message.\n"
-                )
-                .into(),
-                now.into(),
-            ],
-        ))
-        .await?;
+        let mail = sen_core::mail::Mail::new(crate::mail_templates::PASSWORD_RESET, &self.email)
+            .locale(self.locale.as_deref().unwrap_or("en"))
+            .vars(serde_json::json!({ "link": link, "minutes": RESET_TTL_MS / 60_000 }));
+        ctx.mail().send(&tx, mail).await.map_err(JobError::retry)?;
         audit::record(
             db,
             &tx,

@@ -74,6 +74,7 @@ impl Default for JobOptions {
 pub struct JobError {
     message: String,
     retry: bool,
+    snooze: Option<Duration>,
 }
 
 impl JobError {
@@ -82,7 +83,23 @@ impl JobError {
         Self {
             message: e.to_string(),
             retry: true,
+            snooze: None,
         }
+    }
+
+    /// Not a failure: run this job again after `delay` without counting
+    /// the attempt (a rate limit said "not yet").
+    pub fn snooze(delay: Duration, why: impl std::fmt::Display) -> Self {
+        Self {
+            message: why.to_string(),
+            retry: true,
+            snooze: Some(delay),
+        }
+    }
+
+    /// The delay asked for by [`JobError::snooze`].
+    pub fn snoozed_for(&self) -> Option<Duration> {
+        self.snooze
     }
 
     /// A failure that no retry can fix: the job goes straight to `dead`.
@@ -90,6 +107,7 @@ impl JobError {
         Self {
             message: e.to_string(),
             retry: false,
+            snooze: None,
         }
     }
 

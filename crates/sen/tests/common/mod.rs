@@ -54,6 +54,26 @@ impl App for Probe {
             .routes(routes!(region_report))
             .routes(routes!(publish))
             .routes(routes!(notify_user))
+            .routes(routes!(send_mail))
+    }
+    fn mail_templates(&self) -> Vec<sen_core::mail::MailTemplate> {
+        use sen_core::mail::MailTemplate;
+        vec![
+            MailTemplate {
+                name: "probe.hello",
+                locale: "en",
+                subject: "Hello {{ name }}",
+                text: "Hi {{ name }}, your order {{ order }} shipped.",
+                html: "<p>Hi <b>{{ name }}</b>, your order {{ order }} shipped.</p>",
+            },
+            MailTemplate {
+                name: "probe.hello",
+                locale: "vi",
+                subject: "Xin chào {{ name }}",
+                text: "Chào {{ name }}, đơn hàng {{ order }} đã được gửi đi.",
+                html: "<p>Chào <b>{{ name }}</b>, đơn hàng {{ order }} đã được gửi đi.</p>",
+            },
+        ]
     }
     fn topics(&self) -> Vec<sen_core::realtime::TopicDecl> {
         // Posts are public unless their id starts with `secret`: those need
@@ -83,6 +103,37 @@ async fn publish(
     Json(p): Json<PublishBody>,
 ) -> AppResult<Json<serde_json::Value>> {
     let id = ctx.realtime().publish(&p.topic, &p.name, p.data).await?;
+    Ok(Json(serde_json::json!({ "id": id })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct MailBody {
+    to: String,
+    #[serde(default)]
+    locale: Option<String>,
+    vars: serde_json::Value,
+    /// Roll the transaction back after queueing.
+    #[serde(default)]
+    rollback: bool,
+}
+
+/// Queues `probe.hello` inside a transaction (rolled back when asked).
+#[utoipa::path(post, path = "/mail", request_body = MailBody, responses((status = 200)))]
+async fn send_mail(
+    State(ctx): State<AppContext>,
+    Json(b): Json<MailBody>,
+) -> AppResult<Json<serde_json::Value>> {
+    let tx = ctx.db().begin_write().await?;
+    let mut mail = sen_core::mail::Mail::new("probe.hello", b.to).vars(b.vars);
+    if let Some(l) = &b.locale {
+        mail = mail.locale(l);
+    }
+    let id = ctx.mail().send(&tx, mail).await?;
+    if b.rollback {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
     Ok(Json(serde_json::json!({ "id": id })))
 }
 
@@ -208,6 +259,8 @@ pub fn apps() -> Apps {
         .register(sen_jobs::JobsApp)
         .unwrap()
         .register(sen_realtime::RealtimeApp)
+        .unwrap()
+        .register(sen_mail::MailApp)
         .unwrap()
         .register(Probe)
         .unwrap()
