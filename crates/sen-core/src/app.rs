@@ -67,6 +67,10 @@ pub trait App: Send + Sync + 'static {
     fn schedules(&self) -> Vec<crate::jobs::Schedule> {
         Vec::new()
     }
+    /// The upload purposes the app accepts (`POST /api/v1/files?purpose=…`).
+    fn file_purposes(&self) -> Vec<crate::files::FilePurpose> {
+        Vec::new()
+    }
     /// The app's mail templates (one per name and locale), rendered by `sen-mail`.
     fn mail_templates(&self) -> Vec<crate::mail::MailTemplate> {
         Vec::new()

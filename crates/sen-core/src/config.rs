@@ -164,6 +164,22 @@ pub struct Config {
     /// `*` is every other domain; empty = no limit).
     #[serde(deserialize_with = "queue_list", serialize_with = "queue_list_out")]
     pub mail_domain_limits: Vec<(String, usize)>,
+    /// S3 bucket for uploaded files; unset = files live under `{data_dir}/files`.
+    pub files_s3_bucket: Option<String>,
+    /// S3-compatible endpoint (`http://127.0.0.1:9000` for MinIO); unset = AWS.
+    pub files_s3_endpoint: Option<String>,
+    /// S3 region.
+    pub files_s3_region: String,
+    /// Path-style bucket addressing (MinIO and most S3-compatible servers).
+    pub files_s3_path_style: bool,
+    /// Largest upload of the built-in `attachment` purpose, in bytes.
+    pub files_max_bytes: u64,
+    /// Thumbnail widths in pixels (`128,512`).
+    #[serde(deserialize_with = "number_list")]
+    pub files_thumbnail_sizes: Vec<u32>,
+    /// Largest image (width × height) thumbnails are made of; larger ones
+    /// are rejected as decompression bombs.
+    pub files_max_pixels: u64,
 }
 
 /// One OpenID Connect provider users may sign in with.
@@ -243,6 +259,13 @@ impl Default for Config {
             mail_smtp_url: None,
             mail_from: "Sen <no-reply@localhost>".into(),
             mail_domain_limits: Vec::new(),
+            files_s3_bucket: None,
+            files_s3_endpoint: None,
+            files_s3_region: "us-east-1".into(),
+            files_s3_path_style: true,
+            files_max_bytes: 25 * 1024 * 1024,
+            files_thumbnail_sizes: vec![128, 512],
+            files_max_pixels: 40_000_000,
         }
     }
 }
@@ -453,6 +476,41 @@ pub const KEYS: &[KeyDoc] = &[
         key: "mail_domain_limits",
         env: "SEN_MAIL_DOMAIN_LIMITS",
         help: "messages per minute per recipient domain, gmail.com=60,*=600 (default none)",
+    },
+    KeyDoc {
+        key: "files_s3_bucket",
+        env: "SEN_FILES_S3_BUCKET",
+        help: "S3 bucket for files; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (default: {data_dir}/files)",
+    },
+    KeyDoc {
+        key: "files_s3_endpoint",
+        env: "SEN_FILES_S3_ENDPOINT",
+        help: "S3-compatible endpoint, e.g. http://minio:9000 (default AWS)",
+    },
+    KeyDoc {
+        key: "files_s3_region",
+        env: "SEN_FILES_S3_REGION",
+        help: "S3 region (default us-east-1)",
+    },
+    KeyDoc {
+        key: "files_s3_path_style",
+        env: "SEN_FILES_S3_PATH_STYLE",
+        help: "path-style bucket URLs (default true)",
+    },
+    KeyDoc {
+        key: "files_max_bytes",
+        env: "SEN_FILES_MAX_BYTES",
+        help: "largest attachment upload (default 25 MiB)",
+    },
+    KeyDoc {
+        key: "files_thumbnail_sizes",
+        env: "SEN_FILES_THUMBNAIL_SIZES",
+        help: "thumbnail widths (default 128,512)",
+    },
+    KeyDoc {
+        key: "files_max_pixels",
+        env: "SEN_FILES_MAX_PIXELS",
+        help: "largest image thumbnails are made of (default 40000000)",
     },
     KeyDoc {
         key: "worker_port",
@@ -693,6 +751,32 @@ impl Config {
                 format!("{d:?}: each entry is domain=N (N ≥ 1 per minute) or *=N"),
             ));
         }
+        if self.files_max_bytes == 0 {
+            return Err(fail("files_max_bytes", "must be at least 1".into()));
+        }
+        if self.files_max_pixels == 0 {
+            return Err(fail("files_max_pixels", "must be at least 1".into()));
+        }
+        if self
+            .files_thumbnail_sizes
+            .iter()
+            .any(|s| *s == 0 || *s > 4096)
+        {
+            return Err(fail(
+                "files_thumbnail_sizes",
+                "each size must be between 1 and 4096".into(),
+            ));
+        }
+        if let Some(e) = &self.files_s3_endpoint
+            && url::Url::parse(e)
+                .map(|u| !matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(true)
+        {
+            return Err(fail(
+                "files_s3_endpoint",
+                format!("{e:?} must be an http(s) URL"),
+            ));
+        }
         if let Some(key) = &self.secret_key
             && key.expose().chars().count() < 32
         {
@@ -860,6 +944,28 @@ fn queue_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, usize)>, D
 fn queue_list_out<S: serde::Serializer>(v: &[(String, usize)], s: S) -> Result<S::Ok, S::Error> {
     let text: Vec<String> = v.iter().map(|(q, n)| format!("{q}={n}")).collect();
     s.serialize_str(&text.join(","))
+}
+
+/// Accepts `[128, 512]` (TOML) or `"128,512"` (environment).
+fn number_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCsv {
+        List(Vec<u32>),
+        Csv(String),
+    }
+    match ListOrCsv::deserialize(d)? {
+        ListOrCsv::List(v) => Ok(v),
+        ListOrCsv::Csv(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<u32>()
+                    .map_err(|_| serde::de::Error::custom(format!("{p:?} is not a number")))
+            })
+            .collect(),
+    }
 }
 
 /// Accepts `["a", "b"]` (TOML) or `"a,b"` (environment).

@@ -14,6 +14,7 @@ pub mod context;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod jobs;
 pub mod mail;
 pub mod migrate;

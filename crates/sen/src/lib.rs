@@ -22,7 +22,8 @@ pub fn platform_apps() -> anyhow::Result<Apps> {
         .register(sen_auth::AuthApp)?
         .register(sen_jobs::JobsApp)?
         .register(sen_realtime::RealtimeApp)?
-        .register(sen_mail::MailApp)?)
+        .register(sen_mail::MailApp)?
+        .register(sen_files::FilesApp::default())?)
 }
 
 /// Builds the apps of a binary (called once per command).

@@ -4,6 +4,40 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod procs;
+
+/// A scan hook that rejects files containing `EICAR` (the test kit's
+/// stand-in for a virus scanner).
+pub mod common_scanner {
+    use std::sync::Arc;
+
+    use object_store::{ObjectStore, ObjectStoreExt};
+
+    pub struct RejectEicar;
+
+    impl sen_files::Scanner for RejectEicar {
+        fn scan<'a>(
+            &'a self,
+            _: &'a sen_core::AppContext,
+            store: &'a Arc<dyn ObjectStore>,
+            file: &'a sen_files::FileRow,
+        ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+            Box::pin(async move {
+                let bytes = store
+                    .get(&file.original_key())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .bytes()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if bytes.windows(5).any(|w| w == b"EICAR") {
+                    Err("malware signature EICAR found".into())
+                } else {
+                    Ok(())
+                }
+            })
+        }
+    }
+}
 pub mod rt;
 
 use std::time::Duration;
@@ -261,6 +295,10 @@ pub fn apps() -> Apps {
         .register(sen_realtime::RealtimeApp)
         .unwrap()
         .register(sen_mail::MailApp)
+        .unwrap()
+        .register(sen_files::FilesApp::with_scanner(
+            common_scanner::RejectEicar,
+        ))
         .unwrap()
         .register(Probe)
         .unwrap()
