@@ -172,6 +172,10 @@ pub struct Config {
     pub files_s3_region: String,
     /// Path-style bucket addressing (MinIO and most S3-compatible servers).
     pub files_s3_path_style: bool,
+    /// S3 access key id; unset = `AWS_ACCESS_KEY_ID` (or the instance's role).
+    pub files_s3_access_key: Option<String>,
+    /// S3 secret access key; unset = `AWS_SECRET_ACCESS_KEY`.
+    pub files_s3_secret_key: Option<Secret>,
     /// Largest upload of the built-in `attachment` purpose, in bytes.
     pub files_max_bytes: u64,
     /// Thumbnail widths in pixels (`128,512`).
@@ -263,6 +267,8 @@ impl Default for Config {
             files_s3_endpoint: None,
             files_s3_region: "us-east-1".into(),
             files_s3_path_style: true,
+            files_s3_access_key: None,
+            files_s3_secret_key: None,
             files_max_bytes: 25 * 1024 * 1024,
             files_thumbnail_sizes: vec![128, 512],
             files_max_pixels: 40_000_000,
@@ -496,6 +502,16 @@ pub const KEYS: &[KeyDoc] = &[
         key: "files_s3_path_style",
         env: "SEN_FILES_S3_PATH_STYLE",
         help: "path-style bucket URLs (default true)",
+    },
+    KeyDoc {
+        key: "files_s3_access_key",
+        env: "SEN_FILES_S3_ACCESS_KEY",
+        help: "S3 access key id (default AWS_ACCESS_KEY_ID)",
+    },
+    KeyDoc {
+        key: "files_s3_secret_key",
+        env: "SEN_FILES_S3_SECRET_KEY",
+        help: "S3 secret access key (default AWS_SECRET_ACCESS_KEY)",
     },
     KeyDoc {
         key: "files_max_bytes",
@@ -816,6 +832,9 @@ impl Config {
             }
             if self.secret_key.is_some() {
                 obj.insert("secret_key".into(), "[redacted]".into());
+            }
+            if self.files_s3_secret_key.is_some() {
+                obj.insert("files_s3_secret_key".into(), "[redacted]".into());
             }
             if let Some(m) = &self.mail_smtp_url {
                 obj.insert("mail_smtp_url".into(), mask_url(m.expose()).into());

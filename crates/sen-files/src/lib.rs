@@ -10,8 +10,10 @@
 //! rejected upload leaves neither bytes nor a row; memory per upload is
 //! bounded whatever the file's size.
 
+pub mod direct;
 pub mod download;
 pub mod names;
+pub mod presign;
 pub mod records;
 pub mod routes;
 pub mod storage;
@@ -71,6 +73,8 @@ pub struct FilesState {
     purposes: HashMap<&'static str, FilePurpose>,
     /// The scan hook.
     pub scanner: Arc<dyn Scanner>,
+    /// How upload URLs are signed.
+    pub signer: presign::Signer,
 }
 
 impl FilesState {
@@ -197,11 +201,14 @@ impl App for FilesApp {
                 routes::delete_avatar
             ))
             .routes(routes!(download::download))
+            .routes(routes!(direct::create_upload))
+            .routes(routes!(direct::put_local))
+            .routes(routes!(direct::complete))
     }
 
     fn start<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let (store, described) = storage::from_config(ctx.config())?;
+            let storage = storage::from_config(ctx.config())?;
             let mut purposes = HashMap::new();
             for app in ctx.apps().iter() {
                 for mut p in app.file_purposes() {
@@ -213,11 +220,12 @@ impl App for FilesApp {
                     }
                 }
             }
-            tracing::debug!(storage = %described, "files ready");
+            tracing::debug!(storage = %storage.describe, "files ready");
             ctx.insert_extension(Arc::new(FilesState {
-                store,
+                store: storage.store,
                 purposes,
                 scanner: self.scanner.clone(),
+                signer: storage.signer,
             }));
             Ok(())
         })

@@ -24,7 +24,8 @@ use crate::records::{FileRow, original_key};
 /// Multipart framing and small fields allowed beyond the file itself.
 const OVERHEAD: u64 = 64 * 1024;
 
-fn too_large(max: u64) -> AppError {
+/// 413 `file_too_large`.
+pub fn too_large(max: u64) -> AppError {
     AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large")
         .with_detail(format!("The file is larger than {max} bytes."))
 }
@@ -143,7 +144,7 @@ async fn store_field(
             return Err(e);
         }
     };
-    let mut row = FileRow {
+    let row = FileRow {
         id: id.clone(),
         owner_id: owner.to_string(),
         purpose: purpose.name.to_string(),
@@ -157,30 +158,51 @@ async fn store_field(
         thumbnails: Vec::new(),
         error: None,
     };
+    finalize(ctx, state, purpose, row).await
+}
+
+/// The common end of every upload, once the bytes are stored: the checks
+/// that need them, then `ready` (and the thumbnail job) in one
+/// transaction. A refusal deletes the bytes and the row.
+pub async fn finalize(
+    ctx: &AppContext,
+    state: &FilesState,
+    purpose: &FilePurpose,
+    mut row: FileRow,
+) -> AppResult<FileRow> {
     if let Err(e) = check_stored(ctx, state, &row).await {
-        discard(ctx, state, &id).await;
+        discard(ctx, state, &row.id).await;
         return Err(e);
     }
+    let db = ctx.db();
     let tx = db.begin_write().await?;
-    tx.execute_raw(db.statement(
-        "UPDATE sen_files SET content_type = ?, size = ?, sha256 = ?, state = 'ready' WHERE id = ?",
-        [
-            row.content_type.clone().into(),
-            row.size.into(),
-            row.sha256.clone().into(),
-            id.clone().into(),
-        ],
-    ))
-    .await?;
-    if purpose.thumbnails && IMAGE_TYPES.contains(&content_type) {
-        let job = NewJob::of(&crate::thumbnails::MakeThumbnails { id: id.clone() })
+    let updated = tx
+        .execute_raw(db.statement(
+            "UPDATE sen_files SET content_type = ?, size = ?, sha256 = ?, state = 'ready' WHERE id = ? AND state = 'pending'",
+            [
+                row.content_type.clone().into(),
+                row.size.into(),
+                row.sha256.clone().into(),
+                row.id.clone().into(),
+            ],
+        ))
+        .await?
+        .rows_affected();
+    if updated != 1 {
+        return Err(AppError::conflict(
+            "upload_not_pending",
+            "The upload was already completed or removed.",
+        ));
+    }
+    if purpose.thumbnails && IMAGE_TYPES.contains(&row.content_type.as_str()) {
+        let job = NewJob::of(&crate::thumbnails::MakeThumbnails { id: row.id.clone() })
             .map_err(AppError::internal)?;
         ctx.jobs().enqueue(&tx, job).await?;
     }
     tx.commit().await?;
     row.state = "ready".into();
     metrics::counter!("files_uploaded_total", "purpose" => purpose.name).increment(1);
-    metrics::counter!("files_uploaded_bytes_total").increment(size);
+    metrics::counter!("files_uploaded_bytes_total").increment(u64::try_from(row.size).unwrap_or(0));
     Ok(row)
 }
 
@@ -282,7 +304,11 @@ async fn stream_to_store(
 
 /// Checks that need the stored bytes: the pixel limit of images, then the
 /// scan hook.
-async fn check_stored(ctx: &AppContext, state: &FilesState, row: &FileRow) -> AppResult<()> {
+pub(crate) async fn check_stored(
+    ctx: &AppContext,
+    state: &FilesState,
+    row: &FileRow,
+) -> AppResult<()> {
     if IMAGE_TYPES.contains(&row.content_type.as_str()) {
         let (w, h) = crate::thumbnails::dimensions(state, row).await?;
         if u64::from(w) * u64::from(h) > ctx.config().files_max_pixels {

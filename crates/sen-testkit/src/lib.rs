@@ -1,16 +1,19 @@
-//! Test kit: throwaway PostgreSQL and Redis servers on 127.0.0.1 (started
+//! Test kit: throwaway PostgreSQL and Redis servers, an SMTP sink and an
+//! S3-compatible server on 127.0.0.1 (started
 //! once per test process, or taken from `SEN_TEST_DATABASE_URL` and
 //! `SEN_TEST_REDIS_URL`), a fresh database per test, and a real Sen server
 //! on a free port with an HTTP client pointed at it.
 //!
-//! Invariants: nothing here mocks a dependency; every server is a real
-//! process bound to loopback and is stopped when the test process exits.
+//! Invariants: nothing here mocks a dependency; every server listens on a
+//! real loopback socket (PostgreSQL and Redis as their own processes, the
+//! SMTP and S3 servers inside the test process) and stops with the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test kit fails tests by panicking
 
 mod guard;
 pub mod postgres;
 pub mod redis;
+pub mod s3;
 pub mod smtp;
 mod test_app;
 

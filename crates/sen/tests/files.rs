@@ -558,6 +558,7 @@ sen_testkit::both_backends!(spawn;
     bad_uploads_store_nothing,
     images_get_thumbnails_without_exif,
     avatar_replaces_and_removes,
+    presigned_uploads_on_local_storage,
 );
 
 mod bombs {
@@ -568,5 +569,289 @@ mod bombs {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         super::oversized_images_are_refused_as_bombs(sen_testkit::Backend::Postgres).await
+    }
+}
+
+async fn ticket(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.request(Method::POST, "/api/v1/files/uploads")
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn put_to(url: &str, content_type: &str, bytes: Vec<u8>) -> reqwest::Response {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .put(url)
+        .header("Content-Type", content_type)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn complete(app: &TestApp, token: &str, id: &str) -> reqwest::Response {
+    app.request(Method::POST, &format!("/api/v1/files/{id}/complete"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The presigned flow against whatever storage `app` has: the signature
+/// binds size and type, completion checks the bytes, and a lie about the
+/// type leaves nothing behind.
+async fn presigned_upload_flow(app: &TestApp, objects: impl Fn() -> usize) {
+    let ann = user(app, "ann@example.com").await;
+    let bo = user(app, "bo@example.com").await;
+    let img = png(200, 100);
+    let r = ticket(app, &ann, json!({"name": "../x/pic.png", "content_type": "image/png", "size": img.len(), "purpose": "image"})).await;
+    assert_eq!(r.status(), 201);
+    let t: Value = r.json().await.unwrap();
+    let id = t["file_id"].as_str().unwrap().to_string();
+    let url = t["upload_url"].as_str().unwrap().to_string();
+    assert_eq!(t["method"], "PUT");
+    assert_eq!(t["headers"]["Content-Type"], "image/png");
+    assert_eq!(t["headers"]["Content-Length"], img.len().to_string());
+    // Completing before the bytes arrive.
+    assert_problem(complete(app, &ann, &id).await, 409, "upload_missing").await;
+    // Another type, or another size, than signed: refused by the storage.
+    let r = put_to(&url, "image/jpeg", img.clone()).await;
+    assert_eq!(r.status(), 403, "type is bound into the signature");
+    let mut longer = img.clone();
+    longer.extend_from_slice(b"extra");
+    let r = put_to(&url, "image/png", longer).await;
+    assert_eq!(r.status(), 403, "size is bound into the signature");
+    let tampered = url
+        .replace("Expires=900", "Expires=9000")
+        .replace("expires=", "expires=1");
+    assert_ne!(tampered, url);
+    assert_eq!(
+        put_to(&tampered, "image/png", img.clone()).await.status(),
+        403
+    );
+    assert_eq!(objects(), 0, "nothing stored by refused PUTs");
+    let r = put_to(&url, "image/png", img.clone()).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_problem(complete(app, &bo, &id).await, 404, "not_found").await;
+    let r = complete(app, &ann, &id).await;
+    assert_eq!(r.status(), 200);
+    let f: Value = r.json().await.unwrap();
+    assert_eq!(f["name"], "pic.png");
+    assert_eq!(f["content_type"], "image/png");
+    assert_problem(complete(app, &ann, &id).await, 404, "not_found").await;
+    let f = wait_thumbs(app, &ann, &id, 2).await;
+    let r = app.get(f["url"].as_str().unwrap()).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &img[..]);
+
+    // Declared PNG, sent a PDF (with the signed type and size): refused at
+    // completion, bytes and row removed.
+    let pdf = b"%PDF-1.7\n1 0 obj <<>> endobj\n%%EOF\n".to_vec();
+    let r = ticket(app, &ann, json!({"name": "fake.png", "content_type": "image/png", "size": pdf.len(), "purpose": "image"})).await;
+    let t: Value = r.json().await.unwrap();
+    let fake = t["file_id"].as_str().unwrap().to_string();
+    let before = objects();
+    let r = put_to(t["upload_url"].as_str().unwrap(), "image/png", pdf).await;
+    assert!(r.status().is_success());
+    assert_eq!(objects(), before + 1);
+    assert_problem(
+        complete(app, &ann, &fake).await,
+        415,
+        "unsupported_file_type",
+    )
+    .await;
+    assert_eq!(objects(), before, "the lie's bytes are deleted");
+    let r = app
+        .request(Method::GET, &format!("/api/v1/files/{fake}"))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 404, "not_found").await;
+
+    // Bad tickets.
+    let r = ticket(app, &ann, json!({"name": "a", "content_type": "image/png", "size": 10_000_000_000u64, "purpose": "image"})).await;
+    assert_problem(r, 413, "file_too_large").await;
+    let r = ticket(
+        app,
+        &ann,
+        json!({"name": "a", "content_type": "application/pdf", "size": 10, "purpose": "image"}),
+    )
+    .await;
+    assert_problem(r, 415, "unsupported_file_type").await;
+    let r = ticket(
+        app,
+        &ann,
+        json!({"name": "a", "content_type": "bad", "size": 0}),
+    )
+    .await;
+    let body = assert_problem(r, 422, "validation_failed").await;
+    assert_eq!(body["errors"].as_array().unwrap().len(), 2);
+}
+
+async fn presigned_uploads_on_local_storage(app: TestApp) {
+    let dir = app.ctx.config().data_dir.join("files");
+    presigned_upload_flow(&app, || {
+        fn count(d: &std::path::Path) -> usize {
+            std::fs::read_dir(d)
+                .map(|it| {
+                    it.flatten()
+                        .map(|e| {
+                            if e.path().is_dir() {
+                                count(&e.path())
+                            } else {
+                                1
+                            }
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        // Originals only: thumbnails are counted apart.
+        let all = count(&dir);
+        let thumbs = walk_names(&dir)
+            .iter()
+            .filter(|n| n.starts_with("thumb-"))
+            .count();
+        all - thumbs
+    })
+    .await;
+}
+
+fn walk_names(d: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk_names(&e.path()));
+        } else {
+            out.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+async fn spawn_s3(backend: sen_testkit::Backend, s3: &sen_testkit::s3::S3Server) -> TestApp {
+    let endpoint = s3.endpoint();
+    TestApp::builder(backend)
+        .apps(common::apps())
+        .config(move |c| {
+            c.files_s3_bucket = Some("sen-test".into());
+            c.files_s3_endpoint = Some(endpoint);
+            c.files_s3_path_style = true;
+            c.files_s3_access_key = Some(sen_testkit::s3::ACCESS_KEY.into());
+            c.files_s3_secret_key =
+                Some(sen_core::config::Secret::new(sen_testkit::s3::SECRET_KEY));
+            c.files_max_bytes = 2 * 1024 * 1024;
+            c.job_poll_ms = 50;
+        })
+        .workers()
+        .spawn()
+        .await
+}
+
+async fn s3_storage_streams_checks_and_deletes(backend: sen_testkit::Backend) {
+    let s3 = sen_testkit::s3::S3Server::start("sen-test").await;
+    let app = spawn_s3(backend, &s3).await;
+    let ann = user(&app, "ann@example.com").await;
+    let bo = user(&app, "bo@example.com").await;
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+    let r = upload(
+        &app,
+        &ann,
+        "/api/v1/files",
+        Method::POST,
+        data.clone(),
+        "blob.bin",
+        "text/plain",
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let f: Value = r.json().await.unwrap();
+    let id = f["id"].as_str().unwrap().to_string();
+    assert_eq!(f["content_type"], "application/octet-stream");
+    let on_disk = std::fs::read(s3.path_of("sen-test", &format!("{id}/original"))).unwrap();
+    assert_eq!(on_disk, data, "the bucket holds the bytes");
+    let url = f["url"].as_str().unwrap().to_string();
+    let r = app
+        .request(Method::GET, &url)
+        .bearer_auth(&ann)
+        .header("Range", "bytes=1000000-1000099")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        &data[1_000_000..1_000_100]
+    );
+    let r = app
+        .request(Method::GET, &url)
+        .bearer_auth(&bo)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 404, "not_found").await;
+    let r = app
+        .request(Method::GET, &url)
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), data.len());
+    // Oversized: refused, nothing left in the bucket.
+    let r = upload(
+        &app,
+        &ann,
+        "/api/v1/files",
+        Method::POST,
+        vec![7u8; 3 * 1024 * 1024],
+        "big.bin",
+        "x/y",
+    )
+    .await;
+    assert_problem(r, 413, "file_too_large").await;
+    assert_eq!(s3.objects("sen-test").len(), 1);
+    let r = app
+        .request(Method::DELETE, &format!("/api/v1/files/{id}"))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(s3.objects("sen-test").is_empty(), "deleted from the bucket");
+}
+
+async fn s3_presigned_uploads(backend: sen_testkit::Backend) {
+    let s3 = sen_testkit::s3::S3Server::start("sen-test").await;
+    let app = spawn_s3(backend, &s3).await;
+    presigned_upload_flow(&app, || {
+        s3.objects("sen-test")
+            .iter()
+            .filter(|p| p.file_name().is_some_and(|n| n == "original"))
+            .count()
+    })
+    .await;
+}
+
+mod s3 {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_streams_checks_and_deletes() {
+        super::s3_storage_streams_checks_and_deletes(sen_testkit::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_streams_checks_and_deletes() {
+        super::s3_storage_streams_checks_and_deletes(sen_testkit::Backend::Postgres).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_presigned_uploads() {
+        super::s3_presigned_uploads(sen_testkit::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_presigned_uploads() {
+        super::s3_presigned_uploads(sen_testkit::Backend::Postgres).await
     }
 }

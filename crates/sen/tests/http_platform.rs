@@ -35,7 +35,12 @@ async fn system_info_reports_backends_roles_and_instance(app: TestApp) {
         .iter()
         .map(|a| a["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["system", "auth", "jobs", "realtime", "probe"]);
+    assert_eq!(
+        names,
+        [
+            "system", "auth", "jobs", "realtime", "mail", "files", "probe"
+        ]
+    );
     let me = info["instance_id"].as_str().unwrap();
     assert_problem(
         app.get("/api/v1/system/instances").await,
