@@ -34,8 +34,13 @@ fn main() {
                         s.spawn(|| {
                             let mut n = 0;
                             while Instant::now() < deadline {
-                                sen_files::thumbnails::render(&bytes, 40_000_000, &[128, 512])
-                                    .expect("render");
+                                sen_files::thumbnails::render(
+                                    &bytes,
+                                    40_000_000,
+                                    &[128, 512],
+                                    sen_files::thumbnails::Format::Jpeg,
+                                )
+                                .expect("render");
                                 n += 1;
                             }
                             n

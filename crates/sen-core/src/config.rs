@@ -181,6 +181,8 @@ pub struct Config {
     /// Thumbnail widths in pixels (`128,512`).
     #[serde(deserialize_with = "number_list")]
     pub files_thumbnail_sizes: Vec<u32>,
+    /// `jpeg` (small, lossy) or `webp` (lossless) thumbnails.
+    pub files_thumbnail_format: String,
     /// Largest image (width × height) thumbnails are made of; larger ones
     /// are rejected as decompression bombs.
     pub files_max_pixels: u64,
@@ -271,6 +273,7 @@ impl Default for Config {
             files_s3_secret_key: None,
             files_max_bytes: 25 * 1024 * 1024,
             files_thumbnail_sizes: vec![128, 512],
+            files_thumbnail_format: "jpeg".into(),
             files_max_pixels: 40_000_000,
         }
     }
@@ -524,6 +527,11 @@ pub const KEYS: &[KeyDoc] = &[
         help: "thumbnail widths (default 128,512)",
     },
     KeyDoc {
+        key: "files_thumbnail_format",
+        env: "SEN_FILES_THUMBNAIL_FORMAT",
+        help: "jpeg or webp (default jpeg)",
+    },
+    KeyDoc {
         key: "files_max_pixels",
         env: "SEN_FILES_MAX_PIXELS",
         help: "largest image thumbnails are made of (default 40000000)",
@@ -769,6 +777,12 @@ impl Config {
         }
         if self.files_max_bytes == 0 {
             return Err(fail("files_max_bytes", "must be at least 1".into()));
+        }
+        if !matches!(self.files_thumbnail_format.as_str(), "jpeg" | "webp") {
+            return Err(fail(
+                "files_thumbnail_format",
+                "must be jpeg or webp".into(),
+            ));
         }
         if self.files_max_pixels == 0 {
             return Err(fail("files_max_pixels", "must be at least 1".into()));

@@ -106,9 +106,9 @@ pub async fn download(
                 .find(|t| t.size == size)
                 .ok_or_else(AppError::not_found)?;
             (
-                thumb_key(&row.id, size),
+                thumb_key(&row.id, size, &t.content_type),
                 t.bytes,
-                "image/jpeg".to_string(),
+                t.content_type.clone(),
                 format!("\"{}-{size}\"", row.sha256),
             )
         }

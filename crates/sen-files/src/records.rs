@@ -23,6 +23,13 @@ pub struct Thumb {
     pub height: u32,
     /// Bytes.
     pub bytes: u64,
+    /// `image/jpeg` or `image/webp`.
+    #[serde(default = "jpeg")]
+    pub content_type: String,
+}
+
+fn jpeg() -> String {
+    "image/jpeg".into()
 }
 
 /// A file as stored.
@@ -116,9 +123,14 @@ pub fn original_key(id: &str) -> object_store::path::Path {
     object_store::path::Path::from(format!("{id}/original"))
 }
 
-/// Storage key of file `id`'s thumbnail of `size`.
-pub fn thumb_key(id: &str, size: u32) -> object_store::path::Path {
-    object_store::path::Path::from(format!("{id}/thumb-{size}.jpg"))
+/// Storage key of file `id`'s thumbnail of `size` in `content_type`.
+pub fn thumb_key(id: &str, size: u32, content_type: &str) -> object_store::path::Path {
+    let ext = if content_type == "image/webp" {
+        "webp"
+    } else {
+        "jpg"
+    };
+    object_store::path::Path::from(format!("{id}/thumb-{size}.{ext}"))
 }
 
 /// Percent-encodes one URL path segment.

@@ -1,7 +1,7 @@
 //! Image work: measuring an image from its header (the pixel limit that
 //! rejects decompression bombs before anything decodes them), and the
 //! `files.thumbnails` job that decodes under memory limits and stores one
-//! JPEG per configured size beside the original. Thumbnails are re-encoded
+//! JPEG (or lossless WebP) per configured size beside the original. Thumbnails are re-encoded
 //! pixels, so no EXIF or other metadata of the original survives in them.
 
 use std::io::Cursor;
@@ -80,8 +80,13 @@ impl Job for MakeThumbnails {
         let bytes = state.store.get(&row.original_key()).await?.bytes().await?;
         let max_pixels = ctx.config().files_max_pixels;
         let sizes = ctx.config().files_thumbnail_sizes.clone();
+        let format = if ctx.config().files_thumbnail_format == "webp" {
+            Format::WebP
+        } else {
+            Format::Jpeg
+        };
         // Decoding is CPU work: off the async threads.
-        let made = tokio::task::spawn_blocking(move || render(&bytes, max_pixels, &sizes))
+        let made = tokio::task::spawn_blocking(move || render(&bytes, max_pixels, &sizes, format))
             .await
             .map_err(JobError::retry)?
             .map_err(JobError::discard)?;
@@ -89,7 +94,10 @@ impl Job for MakeThumbnails {
         for (thumb, jpeg) in made {
             state
                 .store
-                .put(&thumb_key(&row.id, thumb.size), jpeg.into())
+                .put(
+                    &thumb_key(&row.id, thumb.size, &thumb.content_type),
+                    jpeg.into(),
+                )
                 .await?;
             thumbs.push(thumb);
         }
@@ -115,12 +123,22 @@ impl Job for MakeThumbnails {
     }
 }
 
+/// What thumbnails are encoded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JPEG, quality 82.
+    Jpeg,
+    /// Lossless WebP (the `image` crate encodes WebP losslessly only).
+    WebP,
+}
+
 /// Decodes `bytes` (refusing more than `max_pixels` or a matching amount
-/// of memory) and encodes one JPEG per size.
+/// of memory) and encodes one thumbnail per size.
 pub fn render(
     bytes: &[u8],
     max_pixels: u64,
     sizes: &[u32],
+    format: Format,
 ) -> Result<Vec<(Thumb, Vec<u8>)>, String> {
     let (w, h) = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -145,18 +163,35 @@ pub fn render(
     let mut out = Vec::new();
     for &size in sizes {
         let t = img.thumbnail(size, size).into_rgb8();
-        let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 82)
-            .encode_image(&t)
-            .map_err(|e| format!("cannot encode: {e}"))?;
+        let mut buf = Vec::new();
+        let content_type = match format {
+            Format::Jpeg => {
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 82)
+                    .encode_image(&t)
+                    .map_err(|e| format!("cannot encode: {e}"))?;
+                "image/jpeg"
+            }
+            Format::WebP => {
+                image::codecs::webp::WebPEncoder::new_lossless(&mut buf)
+                    .encode(
+                        t.as_raw(),
+                        t.width(),
+                        t.height(),
+                        image::ExtendedColorType::Rgb8,
+                    )
+                    .map_err(|e| format!("cannot encode: {e}"))?;
+                "image/webp"
+            }
+        };
         out.push((
             Thumb {
                 size,
                 width: t.width(),
                 height: t.height(),
-                bytes: jpeg.len() as u64,
+                bytes: buf.len() as u64,
+                content_type: content_type.into(),
             },
-            jpeg,
+            buf,
         ));
     }
     Ok(out)
@@ -212,12 +247,17 @@ mod tests {
 
     #[test]
     fn thumbnails_fit_the_box_and_bombs_are_refused() {
-        let made = render(&png(400, 200), 1_000_000, &[128, 64]).unwrap();
+        let made = render(&png(400, 200), 1_000_000, &[128, 64], Format::Jpeg).unwrap();
         assert_eq!((made[0].0.width, made[0].0.height), (128, 64));
         assert_eq!((made[1].0.width, made[1].0.height), (64, 32));
         assert_eq!(&made[0].1[..3], b"\xff\xd8\xff", "JPEG");
-        let err = render(&png(400, 200), 10_000, &[128]).unwrap_err();
+        let webp = render(&png(400, 200), 1_000_000, &[128], Format::WebP).unwrap();
+        assert_eq!(&webp[0].1[8..12], b"WEBP");
+        assert_eq!(webp[0].0.content_type, "image/webp");
+        let back = image::load_from_memory(&webp[0].1).unwrap();
+        assert_eq!((back.width(), back.height()), (128, 64));
+        let err = render(&png(400, 200), 10_000, &[128], Format::Jpeg).unwrap_err();
         assert!(err.contains("over the limit"), "{err}");
-        assert!(render(b"not an image", 1_000, &[128]).is_err());
+        assert!(render(b"not an image", 1_000, &[128], Format::Jpeg).is_err());
     }
 }

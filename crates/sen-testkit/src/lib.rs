@@ -10,6 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test kit fails tests by panicking
 
+pub mod browser;
 mod guard;
 pub mod postgres;
 pub mod redis;

@@ -23,7 +23,8 @@ pub fn platform_apps() -> anyhow::Result<Apps> {
         .register(sen_jobs::JobsApp)?
         .register(sen_realtime::RealtimeApp)?
         .register(sen_mail::MailApp)?
-        .register(sen_files::FilesApp::default())?)
+        .register(sen_files::FilesApp::default())?
+        .register(sen_web::WebApp)?)
 }
 
 /// Builds the apps of a binary (called once per command).

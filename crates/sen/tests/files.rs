@@ -559,6 +559,7 @@ sen_testkit::both_backends!(spawn;
     images_get_thumbnails_without_exif,
     avatar_replaces_and_removes,
     presigned_uploads_on_local_storage,
+    cleanup_removes_abandoned_uploads,
 );
 
 mod bombs {
@@ -854,4 +855,95 @@ mod s3 {
     async fn postgres_presigned_uploads() {
         super::s3_presigned_uploads(sen_testkit::Backend::Postgres).await
     }
+}
+
+/// Uploads a crash cut off stay `pending`; the cleanup schedule removes
+/// those older than an hour with their bytes, and leaves recent ones.
+async fn cleanup_removes_abandoned_uploads(app: TestApp) {
+    use object_store::ObjectStoreExt;
+    let owner = common::owner_token(&app).await;
+    let state = sen_files::FilesState::of(&app.ctx).unwrap();
+    let db = app.ctx.db();
+    let now = sen_core::clock::now().timestamp_millis();
+    let old = uuid::Uuid::now_v7().to_string();
+    let fresh = uuid::Uuid::now_v7().to_string();
+    for (id, at) in [(&old, now - 2 * 3_600_000), (&fresh, now)] {
+        db.orm()
+            .execute_raw(db.statement(
+                "INSERT INTO sen_files (id, owner_id, purpose, name, content_type, size, sha256, state, public, created_at)
+                 VALUES (?, 'u', 'attachment', 'x', 'text/plain', 3, '', 'pending', ?, ?)",
+                [id.clone().into(), false.into(), at.into()],
+            ))
+            .await
+            .unwrap();
+        state
+            .store
+            .put(
+                &sen_files::records::original_key(id),
+                b"abc".to_vec().into(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(stored(&app).await, (2, 2));
+    let r = app
+        .request(Method::POST, "/api/v1/admin/schedules/files.cleanup/run")
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stored(&app).await != (1, 1) {
+        assert!(
+            Instant::now() < deadline,
+            "cleanup left {:?}",
+            stored(&app).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left: String = db
+        .orm()
+        .query_one_raw(db.statement("SELECT id FROM sen_files", []))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "id")
+        .unwrap();
+    assert_eq!(left, fresh);
+}
+
+/// `files_thumbnail_format = "webp"` makes lossless WebP thumbnails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webp_thumbnails_when_configured() {
+    let app = TestApp::builder(sen_testkit::Backend::Sqlite)
+        .apps(common::apps())
+        .config(|c| {
+            c.files_thumbnail_format = "webp".into();
+            c.job_poll_ms = 50;
+        })
+        .workers()
+        .spawn()
+        .await;
+    let ann = user(&app, "ann@example.com").await;
+    let r = upload(
+        &app,
+        &ann,
+        "/api/v1/files?purpose=image",
+        Method::POST,
+        png(300, 150),
+        "p.png",
+        "image/png",
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let f = wait_thumbs(&app, &ann, &id, 2).await;
+    let r = app.get(f["thumbnails"][0]["url"].as_str().unwrap()).await;
+    assert_eq!(r.headers()["content-type"], "image/webp");
+    let img = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!((img.width(), img.height()), (128, 64));
 }

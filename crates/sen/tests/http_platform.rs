@@ -38,7 +38,7 @@ async fn system_info_reports_backends_roles_and_instance(app: TestApp) {
     assert_eq!(
         names,
         [
-            "system", "auth", "jobs", "realtime", "mail", "files", "probe"
+            "system", "auth", "jobs", "realtime", "mail", "files", "web", "probe"
         ]
     );
     let me = info["instance_id"].as_str().unwrap();

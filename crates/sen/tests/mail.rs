@@ -455,6 +455,39 @@ mod postgres {
     );
 }
 
+/// Credentials in `mail_smtp_url` are used for SMTP AUTH and never shown
+/// by `sen config check`'s redaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_credentials_authenticate() {
+    let sink = SmtpSink::start().await;
+    let url = format!(
+        "smtp://shop%40example.com:s3cret-pass@127.0.0.1:{}",
+        sink.port()
+    );
+    let app = TestApp::builder(Backend::Sqlite)
+        .apps(common::apps())
+        .config(move |c| {
+            c.mail_smtp_url = Some(sen_core::config::Secret::new(url));
+            c.job_poll_ms = 50;
+        })
+        .workers()
+        .spawn()
+        .await;
+    let redacted = app.ctx.config().redacted().to_string();
+    assert!(!redacted.contains("s3cret-pass"), "{redacted}");
+    let id = queue(
+        &app,
+        "ann@example.com",
+        None,
+        json!({"name": "A", "order": "1"}),
+        false,
+    )
+    .await;
+    let got = sink.wait_for(1, Duration::from_secs(30)).await;
+    wait_row(&app, &id, "sent").await;
+    assert_eq!(got[0].auth_user.as_deref(), Some("shop@example.com"));
+}
+
 /// Without `mail_smtp_url` (the dev default) messages are `.eml` files
 /// under `{data_dir}/mail`, named by outbox id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -300,6 +300,8 @@ pub fn apps() -> Apps {
             common_scanner::RejectEicar,
         ))
         .unwrap()
+        .register(sen_web::WebApp)
+        .unwrap()
         .register(Probe)
         .unwrap()
 }

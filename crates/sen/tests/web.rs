@@ -1,0 +1,519 @@
+//! The pages: authorisation of every `/admin` URL, CSP and escaping, form
+//! tokens (over HTTP, both databases), and the flows a person goes
+//! through in a real Chromium (SQLite): sign in with TOTP, disable a user
+//! and see their session die, retry a dead job, edit the profile, upload
+//! an avatar, revoke a session, switch language. Screenshots are saved
+//! under the test output directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use sea_orm::ConnectionTrait;
+use sen_testkit::{TestApp, assert_problem};
+use serde_json::{Value, json};
+use thirtyfour::prelude::*;
+
+const PW: &str = "a long pass phrase";
+
+async fn spawn(backend: sen_testkit::Backend) -> TestApp {
+    TestApp::builder(backend)
+        .apps(common::apps())
+        .config(|c| c.job_poll_ms = 50)
+        .workers()
+        .spawn()
+        .await
+}
+
+async fn user(app: &TestApp, email: &str, name: &str) -> String {
+    let r = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": email, "password": PW, "name": name}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    common::login_token(app, email, PW).await
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn non_operators_get_403_on_every_admin_page(app: TestApp) {
+    let bo = user(&app, "bo@example.com", "Bo").await;
+    let client = no_redirects();
+    for (method, path) in sen_web::ADMIN_ROUTES {
+        let path = path.replace("{id}", "00000000-0000-7000-8000-000000000000");
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let r = client
+            .request(m.clone(), app.url(&path))
+            .bearer_auth(&bo)
+            .header("X-Requested-With", "test")
+            .form(&[("csrf", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{method} {path} as a non-operator");
+        assert!(r.text().await.unwrap().contains("id=\"forbidden\""));
+        // Signed out: sent to sign in, never shown the page.
+        let r = client.request(m, app.url(&path)).send().await.unwrap();
+        if *method == "GET" {
+            assert_eq!(r.status(), 303, "{path} signed out");
+            assert!(
+                r.headers()["location"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("/login?next="),
+                "{path}"
+            );
+        } else {
+            assert_ne!(r.status(), 200, "{path} signed out");
+        }
+    }
+    // The profile page is for every signed-in user.
+    let r = client
+        .get(app.url("/me"))
+        .bearer_auth(&bo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+async fn pages_are_strict_and_escape_user_text(app: TestApp) {
+    let owner = common::owner_token(&app).await;
+    user(&app, "eve@example.com", "<script>alert(1)</script>").await;
+    let r = app
+        .request(Method::GET, "/admin/apps/users?q=eve")
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "escaped: {body}"
+    );
+    assert!(!body.contains("<script>alert(1)"), "never raw");
+    assert!(!body.contains("style=\""), "no inline styles");
+    let home = app
+        .request(Method::GET, "/admin/apps")
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in ["auth", "jobs", "mail", "files", "realtime"] {
+        assert!(
+            home.contains(&format!("data-app=\"{name}\"")),
+            "card of {name}"
+        );
+    }
+    let css = app.get("/web/assets/app.css").await;
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    let js = app.get("/web/assets/htmx.min.js").await;
+    assert!(js.text().await.unwrap().contains("htmx"));
+    assert_eq!(app.get("/web/assets/../Cargo.toml").await.status(), 404);
+}
+
+async fn form_posts_need_the_session_token(app: TestApp) {
+    let owner = common::owner_token(&app).await;
+    let client = no_redirects();
+    let db = app.ctx.db();
+    let job = app
+        .ctx
+        .jobs()
+        .enqueue(
+            db.orm(),
+            sen_core::jobs::NewJob::raw("files.cleanup", &json!(null))
+                .delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap()
+        .id;
+    db.orm()
+        .execute_raw(db.statement(
+            "UPDATE sen_jobs SET state = 'dead' WHERE id = ?",
+            [job.clone().into()],
+        ))
+        .await
+        .unwrap();
+    for (path, form) in [
+        (
+            format!("/admin/apps/jobs/{job}/retry"),
+            vec![("csrf", "forged")],
+        ),
+        (
+            "/web/me/profile".to_string(),
+            vec![("csrf", "forged"), ("name", "X")],
+        ),
+    ] {
+        let r = client
+            .post(app.url(&path))
+            .bearer_auth(&owner)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path} with a forged token");
+    }
+    let state: String = db
+        .orm()
+        .query_one_raw(db.statement("SELECT state FROM sen_jobs WHERE id = ?", [job.into()]))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "state")
+        .unwrap();
+    assert_eq!(state, "dead", "nothing changed");
+}
+
+sen_testkit::both_backends!(spawn;
+    non_operators_get_403_on_every_admin_page,
+    pages_are_strict_and_escape_user_text,
+    form_posts_need_the_session_token,
+);
+
+fn totp_code(secret_b32: &str, at: u64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret_b32).unwrap();
+    totp_rs::Builder::new()
+        .with_secret(secret)
+        .with_account_name("x".to_string())
+        .build()
+        .unwrap()
+        .generate(at)
+        .to_string()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(d: &WebDriver) -> String {
+    d.find(By::Tag("body")).await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_and_a_user_in_a_real_browser() {
+    let app = spawn(sen_testkit::Backend::Sqlite).await;
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    // An owner with TOTP.
+    let email = "owner@example.com";
+    sen_auth::admin_cli::create_owner(&app.ctx, email, Some("Olivia"), PW.into())
+        .await
+        .unwrap();
+    let token = common::login_token(&app, email, PW).await;
+    let r = app
+        .request(Method::POST, "/api/v1/me/mfa/totp")
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let secret = r.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .request(Method::POST, "/api/v1/me/mfa/totp/confirm")
+        .bearer_auth(&token)
+        .json(&json!({"code": totp_code(&secret, now_secs())}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let recovery = r.json::<Value>().await.unwrap()["recovery_codes"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bo = user(&app, "bo@example.com", "Bo").await;
+    // A dead job of a kind that succeeds when run.
+    let db = app.ctx.db();
+    let job = app
+        .ctx
+        .jobs()
+        .enqueue(
+            db.orm(),
+            sen_core::jobs::NewJob::raw("files.cleanup", &json!(null))
+                .delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap()
+        .id;
+    db.orm()
+        .execute_raw(db.statement(
+            "UPDATE sen_jobs SET state = 'dead', errors = '[{\"attempt\":1,\"error\":\"disk full\"}]' WHERE id = ?",
+            [job.clone().into()],
+        ))
+        .await
+        .unwrap();
+
+    let b = sen_testkit::browser::Browser::start().await;
+    let d = &b.driver;
+    // Signed out: the dashboard sends us to sign in.
+    d.goto(app.url("/admin/apps")).await.unwrap();
+    assert!(d.current_url().await.unwrap().path().starts_with("/login"));
+    d.find(By::Id("email"))
+        .await
+        .unwrap()
+        .send_keys(email)
+        .await
+        .unwrap();
+    d.find(By::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PW)
+        .await
+        .unwrap();
+    d.find(By::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The TOTP step (the code of the next step: the confirm used this one).
+    let totp = d.find(By::Id("totp")).await.expect("TOTP step");
+    b.screenshot(&shots, "login-totp").await;
+    d.find(By::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PW)
+        .await
+        .unwrap();
+    totp.send_keys(totp_code(&secret, now_secs() + 30))
+        .await
+        .unwrap();
+    d.find(By::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the dashboard", || async {
+        d.current_url().await.unwrap().path() == "/admin/apps"
+    })
+    .await;
+    let home = text_of(d).await;
+    assert!(
+        home.contains("Dashboard") && home.contains("Files") && home.contains("Mail"),
+        "{home}"
+    );
+    assert_eq!(
+        d.find(By::Id("dead")).await.unwrap().text().await.unwrap(),
+        "1"
+    );
+    b.screenshot(&shots, "admin-home").await;
+
+    // Disable Bo; his API session dies at once.
+    d.goto(app.url("/admin/apps/users?q=bo")).await.unwrap();
+    let row = d.find(By::Css("tr[id^='user-']")).await.unwrap();
+    assert!(row.text().await.unwrap().contains("bo@example.com"));
+    row.find(By::Tag("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("Bo disabled", || async {
+        text_of(d).await.contains("disabled")
+    })
+    .await;
+    b.screenshot(&shots, "admin-users").await;
+    let r = app
+        .request(Method::GET, "/api/v1/me")
+        .bearer_auth(&bo)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 401, "invalid_token").await;
+
+    // Retry the dead job; the worker completes it.
+    d.goto(app.url("/admin/apps/jobs?state=dead"))
+        .await
+        .unwrap();
+    let row = d.find(By::Id(format!("job-{job}"))).await.unwrap();
+    assert!(row.text().await.unwrap().contains("disk full"));
+    b.screenshot(&shots, "admin-dead-jobs").await;
+    row.find(By::Tag("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the job to complete", || async {
+        let r = db
+            .orm()
+            .query_one_raw(db.statement(
+                "SELECT state FROM sen_jobs WHERE id = ?",
+                [job.clone().into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        r.try_get::<String>("", "state").unwrap() == "completed"
+    })
+    .await;
+    d.goto(app.url("/admin/apps/jobs?state=completed"))
+        .await
+        .unwrap();
+    assert!(d.find(By::Id(format!("job-{job}"))).await.is_ok());
+
+    // The profile page: name, mood, avatar.
+    d.goto(app.url("/me")).await.unwrap();
+    let name = d.find(By::Id("name")).await.unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("Olivia Trần").await.unwrap();
+    d.find(By::Id("mood"))
+        .await
+        .unwrap()
+        .send_keys("đang vui")
+        .await
+        .unwrap();
+    d.find(By::Id("save-profile"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("saved", || async { d.find(By::Id("notice")).await.is_ok() }).await;
+    let r: Value = app
+        .request(Method::GET, "/api/v1/me")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r["name"].as_str(), r["mood"].as_str()),
+        (Some("Olivia Trần"), Some("đang vui"))
+    );
+    let png = std::env::temp_dir().join(format!("avatar-{}.png", uuid::Uuid::now_v7()));
+    image::RgbImage::from_pixel(256, 256, image::Rgb([30, 120, 200]))
+        .save(&png)
+        .unwrap();
+    d.find(By::Id("file"))
+        .await
+        .unwrap()
+        .send_keys(png.to_str().unwrap())
+        .await
+        .unwrap();
+    d.find(By::Id("upload"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the avatar", || async {
+        d.find(By::Id("avatar")).await.is_ok()
+    })
+    .await;
+    let src = d
+        .find(By::Id("avatar"))
+        .await
+        .unwrap()
+        .attr("src")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(src.starts_with("/files/"), "{src}");
+
+    // Another session of the owner, revoked from the page.
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": PW, "totp": recovery}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "a second session");
+    d.goto(app.url("/me")).await.unwrap();
+    let rows = d.find_all(By::Css("tr[id^='session-']")).await.unwrap();
+    assert!(rows.len() >= 2, "this one and the other");
+    let before = rows.len();
+    let mut revoked = false;
+    for row in rows {
+        if let Ok(btn) = row.find(By::Tag("button")).await {
+            btn.click().await.unwrap();
+            revoked = true;
+            break;
+        }
+    }
+    assert!(revoked);
+    wait_for("one session fewer", || async {
+        d.find_all(By::Css("tr[id^='session-']"))
+            .await
+            .unwrap()
+            .len()
+            == before - 1
+    })
+    .await;
+    b.screenshot(&shots, "me").await;
+
+    // Vietnamese, remembered.
+    d.find(By::Css("#lang-switch option[value='vi']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    d.find(By::Id("lang-go"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("Vietnamese", || async {
+        text_of(d).await.contains("Hồ sơ của bạn")
+    })
+    .await;
+    d.goto(app.url("/admin/apps")).await.unwrap();
+    assert!(text_of(d).await.contains("Bảng điều khiển"), "remembered");
+    b.screenshot(&shots, "admin-home-vi").await;
+
+    // Signing out ends the session: the dashboard asks to sign in again.
+    d.find(By::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    d.goto(app.url("/admin/apps")).await.unwrap();
+    assert!(d.current_url().await.unwrap().path().starts_with("/login"));
+    b.quit().await;
+}
