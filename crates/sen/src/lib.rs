@@ -155,6 +155,8 @@ async fn dev(mut config: Config, apps: AppsFn) -> anyhow::Result<ExitCode> {
     );
     println!("  API docs:  http://{host}:{}/api/docs", addr.port());
     println!("  Metrics:   http://{host}:{}/metrics", addr.port());
+    println!("  Dashboard: http://{host}:{}/admin/apps", addr.port());
+    println!("  Profile:   http://{host}:{}/me", addr.port());
     println!(
         "  Database:  {}",
         sen_core::config::mask_url(ctx.config().database_url.expose())
