@@ -25,10 +25,7 @@ pub fn gate(
     path: &str,
 ) -> Result<(Principal, Frame), Box<Response>> {
     match who {
-        None => Err(Box::new(see_other(&format!(
-            "/login?next={}",
-            urlencode(path)
-        )))),
+        None => Err(Box::new(crate::refresh::via_refresh(path))),
         Some(p) => {
             let f = Frame::new(ctx, headers, Some(&p), path);
             if p.operator {
@@ -40,7 +37,8 @@ pub fn gate(
     }
 }
 
-fn urlencode(s: &str) -> String {
+/// Percent-encodes a path for a `next=` parameter.
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {

@@ -153,6 +153,66 @@ pub struct Texts {
     pub next_page: &'static str,
     /// "Dead-letter queue".
     pub dead_letters: &'static str,
+    /// Security
+    pub security: &'static str,
+    /// Change password
+    pub change_password: &'static str,
+    /// Current password
+    pub current_password: &'static str,
+    /// New password
+    pub new_password: &'static str,
+    /// Password changed; your other sessions were signed out.
+    pub password_changed: &'static str,
+    /// Two-factor authentication
+    pub two_factor: &'static str,
+    /// Two-factor authentication is on.
+    pub two_factor_on: &'static str,
+    /// Two-factor authentication is off.
+    pub two_factor_off: &'static str,
+    /// Turn on
+    pub enable_totp: &'static str,
+    /// Turn off
+    pub disable_totp: &'static str,
+    /// Scan this code with your authenticator app, or enter the secret, then type the code it shows.
+    pub scan_qr: &'static str,
+    /// Secret
+    pub secret: &'static str,
+    /// Code
+    pub code: &'static str,
+    /// Confirm
+    pub confirm: &'static str,
+    /// Recovery codes: each works once. Keep them somewhere safe; they are shown only now.
+    pub recovery_codes: &'static str,
+    /// Audit log
+    pub audit: &'static str,
+    /// Actor
+    pub actor: &'static str,
+    /// Action
+    pub action: &'static str,
+    /// Target
+    pub target: &'static str,
+    /// Time
+    pub time: &'static str,
+    /// Filter
+    pub filter: &'static str,
+    /// Schedules
+    pub schedules: &'static str,
+    /// Last run
+    pub last_run: &'static str,
+    /// Next run
+    pub next_run: &'static str,
+    /// Run now
+    pub run_now: &'static str,
+    /// Queued.
+    pub queued_now: &'static str,
+    /// Mail
+    pub mail: &'static str,
+    /// Recipient
+    pub recipient: &'static str,
+    /// Subject
+    pub subject: &'static str,
+    /// Preview
+    pub preview: &'static str,
 }
 
 /// English.
@@ -207,6 +267,36 @@ pub static EN: Texts = Texts {
     language: "Language",
     next_page: "Next page",
     dead_letters: "Dead-letter queue",
+    security: "Security",
+    change_password: "Change password",
+    current_password: "Current password",
+    new_password: "New password",
+    password_changed: "Password changed; your other sessions were signed out.",
+    two_factor: "Two-factor authentication",
+    two_factor_on: "Two-factor authentication is on.",
+    two_factor_off: "Two-factor authentication is off.",
+    enable_totp: "Turn on",
+    disable_totp: "Turn off",
+    scan_qr: "Scan this code with your authenticator app, or enter the secret, then type the code it shows.",
+    secret: "Secret",
+    code: "Code",
+    confirm: "Confirm",
+    recovery_codes: "Recovery codes: each works once. Keep them somewhere safe; they are shown only now.",
+    audit: "Audit log",
+    actor: "Actor",
+    action: "Action",
+    target: "Target",
+    time: "Time",
+    filter: "Filter",
+    schedules: "Schedules",
+    last_run: "Last run",
+    next_run: "Next run",
+    run_now: "Run now",
+    queued_now: "Queued.",
+    mail: "Mail",
+    recipient: "Recipient",
+    subject: "Subject",
+    preview: "Preview",
 };
 
 /// Tiếng Việt.
@@ -261,4 +351,34 @@ pub static VI: Texts = Texts {
     language: "Ngôn ngữ",
     next_page: "Trang sau",
     dead_letters: "Hàng đợi tác vụ hỏng",
+    security: "Bảo mật",
+    change_password: "Đổi mật khẩu",
+    current_password: "Mật khẩu hiện tại",
+    new_password: "Mật khẩu mới",
+    password_changed: "Đã đổi mật khẩu; các phiên khác đã bị đăng xuất.",
+    two_factor: "Xác thực hai lớp",
+    two_factor_on: "Xác thực hai lớp đang bật.",
+    two_factor_off: "Xác thực hai lớp đang tắt.",
+    enable_totp: "Bật",
+    disable_totp: "Tắt",
+    scan_qr: "Quét mã này bằng ứng dụng xác thực, hoặc nhập khoá bí mật, rồi nhập mã ứng dụng hiển thị.",
+    secret: "Khoá bí mật",
+    code: "Mã",
+    confirm: "Xác nhận",
+    recovery_codes: "Mã khôi phục: mỗi mã dùng được một lần. Hãy cất giữ cẩn thận; chúng chỉ hiện lần này.",
+    audit: "Nhật ký kiểm toán",
+    actor: "Người thực hiện",
+    action: "Hành động",
+    target: "Đối tượng",
+    time: "Thời gian",
+    filter: "Lọc",
+    schedules: "Lịch chạy",
+    last_run: "Lần chạy trước",
+    next_run: "Lần chạy tới",
+    run_now: "Chạy ngay",
+    queued_now: "Đã đưa vào hàng đợi.",
+    mail: "Thư",
+    recipient: "Người nhận",
+    subject: "Tiêu đề",
+    preview: "Xem trước",
 };

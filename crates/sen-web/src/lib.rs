@@ -14,7 +14,10 @@ pub mod assets;
 pub mod i18n;
 pub mod login;
 pub mod me;
+pub mod ops;
 pub mod page;
+pub mod refresh;
+pub mod security;
 
 use axum::routing::{get, post};
 use sen_core::{App, AppContext};
@@ -29,6 +32,11 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/apps/users/{id}/enable"),
     ("GET", "/admin/apps/jobs"),
     ("POST", "/admin/apps/jobs/{id}/retry"),
+    ("GET", "/admin/apps/audit"),
+    ("GET", "/admin/apps/schedules"),
+    ("POST", "/admin/apps/schedules/{id}/run"),
+    ("GET", "/admin/apps/mail"),
+    ("GET", "/admin/apps/mail/{id}"),
 ];
 
 /// The built-in `web` app (pages only: nothing in the OpenAPI document).
@@ -55,6 +63,7 @@ impl App for WebApp {
         OpenApiRouter::new()
             .route("/web/assets/{file}", get(assets::asset))
             .route("/login", get(login::login_page))
+            .route(refresh::PATH, get(refresh::refresh))
             .route("/web/login", post(login::login))
             .route("/web/logout", post(login::logout))
             .route("/web/lang", post(login::set_lang))
@@ -64,9 +73,19 @@ impl App for WebApp {
             .route("/admin/apps/users/{id}/{action}", post(admin::user_action))
             .route("/admin/apps/jobs", get(admin::jobs))
             .route("/admin/apps/jobs/{id}/retry", post(admin::retry_job))
+            .route("/admin/apps/audit", get(ops::audit))
+            .route("/admin/apps/schedules", get(ops::schedules))
+            .route("/admin/apps/schedules/{id}/run", post(ops::run_schedule))
+            .route("/admin/apps/mail", get(ops::mail))
+            .route("/admin/apps/mail/{id}", get(ops::mail_one))
             .route("/me", get(me::page))
             .route("/web/me/profile", post(me::save_profile))
             .route("/web/me/avatar", post(me::upload_avatar))
             .route("/web/me/sessions/{id}/revoke", post(me::revoke_session))
+            .route("/me/security", get(security::page))
+            .route("/web/me/password", post(security::change_password))
+            .route("/web/me/totp/begin", post(security::totp_begin))
+            .route("/web/me/totp/confirm", post(security::totp_confirm))
+            .route("/web/me/totp/disable", post(security::totp_disable))
     }
 }

@@ -108,7 +108,7 @@ async fn render(
 }
 
 fn signed_in(who: Option<Principal>) -> Result<Principal, Box<Response>> {
-    who.ok_or_else(|| Box::new(see_other("/login?next=/me")))
+    who.ok_or_else(|| Box::new(crate::refresh::via_refresh("/me")))
 }
 
 /// The messages of a refused change, for the page.

@@ -66,7 +66,16 @@ async fn non_operators_get_403_on_every_admin_page(app: TestApp) {
         // Signed out: sent to sign in, never shown the page.
         let r = client.request(m, app.url(&path)).send().await.unwrap();
         if *method == "GET" {
+            // First to the refresh step, which without a refresh cookie
+            // sends the visitor on to sign in.
             assert_eq!(r.status(), 303, "{path} signed out");
+            let to = r.headers()["location"].to_str().unwrap().to_string();
+            assert!(
+                to.starts_with("/api/v1/auth/web/refresh?next="),
+                "{path}: {to}"
+            );
+            let r = client.get(app.url(&to)).send().await.unwrap();
+            assert_eq!(r.status(), 303);
             assert!(
                 r.headers()["location"]
                     .to_str()
@@ -188,7 +197,194 @@ async fn form_posts_need_the_session_token(app: TestApp) {
     assert_eq!(state, "dead", "nothing changed");
 }
 
+/// The session's form token, read from a page as a browser would.
+async fn csrf_of(app: &TestApp, token: &str, path: &str) -> String {
+    let body = app
+        .request(Method::GET, path)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a form token")
+        .to_string()
+}
+
+async fn post_form(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    no_redirects()
+        .post(app.url(path))
+        .bearer_auth(token)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn security_page_changes_password_and_enrols_totp(app: TestApp) {
+    let ann = user(&app, "ann@example.com", "Ann").await;
+    let csrf = csrf_of(&app, &ann, "/me/security").await;
+    let r = post_form(&app, &ann, "/web/me/totp/begin", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("<svg"), "QR code shown");
+    let secret = page
+        .split("id=\"totp-secret\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap()
+        .to_string();
+    let r = post_form(
+        &app,
+        &ann,
+        "/web/me/totp/confirm",
+        &[("csrf", &csrf), ("code", "000000")],
+    )
+    .await;
+    assert_eq!(r.status(), 401, "a wrong code is refused");
+    assert!(r.text().await.unwrap().contains("role=\"alert\""));
+    let code = totp_code(&secret, now_secs());
+    let r = post_form(
+        &app,
+        &ann,
+        "/web/me/totp/confirm",
+        &[("csrf", &csrf), ("code", &code)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert_eq!(
+        page.matches("<li><code>").count(),
+        10,
+        "ten recovery codes, once"
+    );
+    let again = app
+        .request(Method::GET, "/me/security")
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(again.contains("Two-factor authentication is on."));
+    assert!(!again.contains("<li><code>"), "codes are not shown again");
+    let r = post_form(
+        &app,
+        &ann,
+        "/web/me/password",
+        &[
+            ("csrf", &csrf),
+            ("current_password", "wrong pass phrase"),
+            ("new_password", "another long phrase"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    let r = post_form(
+        &app,
+        &ann,
+        "/web/me/password",
+        &[
+            ("csrf", &csrf),
+            ("current_password", PW),
+            ("new_password", "another long phrase"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/me/security?changed=1");
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "ann@example.com", "password": "another long phrase", "totp": totp_code(&secret, now_secs() + 30)}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "the new password and TOTP sign in");
+}
+
+async fn operator_sections_show_audit_schedules_and_mail(app: TestApp) {
+    let owner = common::owner_token(&app).await;
+    let page = |path: &'static str| {
+        let app = &app;
+        let owner = owner.clone();
+        async move {
+            let r = app
+                .request(Method::GET, path)
+                .bearer_auth(owner)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            r.text().await.unwrap()
+        }
+    };
+    assert!(
+        page("/admin/apps/audit?action=login.success")
+            .await
+            .contains("login.success")
+    );
+    let bad = app
+        .request(Method::GET, "/admin/apps/audit?since=yesterday")
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let sched = page("/admin/apps/schedules").await;
+    assert!(sched.contains("id=\"schedule-files.cleanup\""));
+    let csrf = csrf_of(&app, &owner, "/admin/apps/schedules").await;
+    let r = post_form(
+        &app,
+        &owner,
+        "/admin/apps/schedules/files.cleanup/run",
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let db = app.ctx.db();
+    let n: i64 = db
+        .orm()
+        .query_one_raw(db.statement(
+            "SELECT COUNT(*) AS n FROM sen_jobs WHERE kind = 'files.cleanup'",
+            [],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    assert!(n >= 1, "run now enqueued the job");
+    let r = app
+        .post_json(
+            "/api/v1/probe/mail",
+            &json!({"to": "bo@example.com", "vars": {"name": "<Bo>", "order": "7"}}),
+        )
+        .await;
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let list = page("/admin/apps/mail").await;
+    assert!(list.contains(&format!("id=\"mail-{id}\"")));
+    let path: &'static str = Box::leak(format!("/admin/apps/mail/{id}").into_boxed_str());
+    let one = page(path).await;
+    assert!(one.contains("Hello &#60;Bo&#62;"), "preview, escaped");
+    assert!(one.contains("sandbox srcdoc="), "HTML shown sandboxed");
+}
+
 sen_testkit::both_backends!(spawn;
+    security_page_changes_password_and_enrols_totp,
+    operator_sections_show_audit_schedules_and_mail,
     non_operators_get_403_on_every_admin_page,
     pages_are_strict_and_escape_user_text,
     form_posts_need_the_session_token,
@@ -338,6 +534,13 @@ async fn an_operator_and_a_user_in_a_real_browser() {
         "1"
     );
     b.screenshot(&shots, "admin-home").await;
+    // An expired access cookie is renewed from the refresh cookie on the way.
+    d.delete_cookie("sen_access").await.unwrap();
+    d.goto(app.url("/admin/apps/jobs")).await.unwrap();
+    wait_for("back on the page", || async {
+        d.current_url().await.unwrap().path() == "/admin/apps/jobs"
+    })
+    .await;
 
     // Disable Bo; his API session dies at once.
     d.goto(app.url("/admin/apps/users?q=bo")).await.unwrap();
