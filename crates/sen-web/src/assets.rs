@@ -17,6 +17,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     let ct = match file.rsplit('.').next() {
         Some("css") => "text/css; charset=utf-8",
         Some("js") => "text/javascript; charset=utf-8",
+        Some("LICENSE") => "text/plain; charset=utf-8",
         _ => "text/plain; charset=utf-8",
     };
     let mut r = f.data.into_owned().into_response();

@@ -213,6 +213,14 @@ pub struct Texts {
     pub subject: &'static str,
     /// Preview
     pub preview: &'static str,
+    /// Notifications
+    pub notifications: &'static str,
+    /// Mark read
+    pub mark_read: &'static str,
+    /// Mark all read
+    pub mark_all_read: &'static str,
+    /// unread
+    pub unread: &'static str,
 }
 
 /// English.
@@ -297,6 +305,10 @@ pub static EN: Texts = Texts {
     recipient: "Recipient",
     subject: "Subject",
     preview: "Preview",
+    notifications: "Notifications",
+    mark_read: "Mark read",
+    mark_all_read: "Mark all read",
+    unread: "unread",
 };
 
 /// Tiếng Việt.
@@ -381,4 +393,8 @@ pub static VI: Texts = Texts {
     recipient: "Người nhận",
     subject: "Tiêu đề",
     preview: "Xem trước",
+    notifications: "Thông báo",
+    mark_read: "Đánh dấu đã đọc",
+    mark_all_read: "Đánh dấu tất cả đã đọc",
+    unread: "chưa đọc",
 };

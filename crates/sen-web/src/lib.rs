@@ -14,6 +14,7 @@ pub mod assets;
 pub mod i18n;
 pub mod login;
 pub mod me;
+pub mod notes;
 pub mod ops;
 pub mod page;
 pub mod refresh;
@@ -83,6 +84,9 @@ impl App for WebApp {
             .route("/web/me/avatar", post(me::upload_avatar))
             .route("/web/me/sessions/{id}/revoke", post(me::revoke_session))
             .route("/me/security", get(security::page))
+            .route("/me/notifications", get(notes::page))
+            .route("/web/me/notifications/{id}/read", post(notes::read_one))
+            .route("/web/me/notifications/read-all", post(notes::read_all))
             .route("/web/me/password", post(security::change_password))
             .route("/web/me/totp/begin", post(security::totp_begin))
             .route("/web/me/totp/confirm", post(security::totp_confirm))

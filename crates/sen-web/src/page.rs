@@ -36,6 +36,8 @@ pub struct Frame {
     pub home: &'static str,
     /// This page's path (the language switch comes back here).
     pub path: String,
+    /// The signed-in user's id (for the notification badge's topic).
+    pub user_id: String,
 }
 
 impl Frame {
@@ -54,6 +56,7 @@ impl Frame {
                 "/me"
             },
             path: path.to_string(),
+            user_id: who.map(|p| p.user_id.clone()).unwrap_or_default(),
         }
     }
 }

@@ -420,6 +420,36 @@ where
     }
 }
 
+/// Clicks the button in the element `id`, finding it again if a live
+/// refresh replaced it in between.
+async fn click_button_in(d: &WebDriver, id: &str) {
+    for _ in 0..50 {
+        if let Ok(row) = d.find(By::Id(id)).await
+            && let Ok(btn) = row.find(By::Tag("button")).await
+            && btn.click().await.is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no button to click in #{id}");
+}
+
+/// Waits until the page's event stream is open (`app.js` marks `<html>`).
+async fn live_connected(d: &WebDriver) {
+    wait_for("the page's event streams", || async {
+        let v = d
+            .execute(
+                "return document.documentElement.getAttribute('data-live') === 'open';",
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        v.json().as_bool().unwrap_or(false)
+    })
+    .await;
+}
+
 async fn text_of(d: &WebDriver) -> String {
     d.find(By::Tag("body")).await.unwrap().text().await.unwrap()
 }
@@ -478,7 +508,6 @@ async fn an_operator_and_a_user_in_a_real_browser() {
         ))
         .await
         .unwrap();
-
     let b = sen_testkit::browser::Browser::start().await;
     let d = &b.driver;
     // Signed out: the dashboard sends us to sign in.
@@ -565,19 +594,59 @@ async fn an_operator_and_a_user_in_a_real_browser() {
         .unwrap();
     assert_problem(r, 401, "invalid_token").await;
 
+    // The dead-letter list follows `admin:jobs` live: a job retried
+    // elsewhere (here through the API) leaves the open page by itself.
+    let other_job = app
+        .ctx
+        .jobs()
+        .enqueue(
+            db.orm(),
+            sen_core::jobs::NewJob::raw("files.cleanup", &json!(null))
+                .delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap()
+        .id;
+    db.orm()
+        .execute_raw(db.statement(
+            "UPDATE sen_jobs SET state = 'dead' WHERE id = ?",
+            [other_job.clone().into()],
+        ))
+        .await
+        .unwrap();
+    d.goto(app.url("/admin/apps/jobs?state=dead"))
+        .await
+        .unwrap();
+    assert!(d.find(By::Id(format!("job-{other_job}"))).await.is_ok());
+    live_connected(d).await;
+
+    let r = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/admin/jobs/{other_job}/retry"),
+        )
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_for("the retried job to leave the open page", || async {
+        d.find_all(By::Id(format!("job-{other_job}")))
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+
     // Retry the dead job; the worker completes it.
     d.goto(app.url("/admin/apps/jobs?state=dead"))
         .await
         .unwrap();
+    live_connected(d).await;
     let row = d.find(By::Id(format!("job-{job}"))).await.unwrap();
     assert!(row.text().await.unwrap().contains("disk full"));
     b.screenshot(&shots, "admin-dead-jobs").await;
-    row.find(By::Tag("button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_button_in(d, &format!("job-{job}")).await;
     wait_for("the job to complete", || async {
         let r = db
             .orm()
@@ -687,6 +756,59 @@ async fn an_operator_and_a_user_in_a_real_browser() {
     })
     .await;
     b.screenshot(&shots, "me").await;
+    // The badge counts a new notification live.
+    let me_id: String = db
+        .orm()
+        .query_one_raw(db.statement("SELECT id FROM sen_users WHERE email = ?", [email.into()]))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "id")
+        .unwrap();
+    live_connected(d).await;
+    sen_realtime::notify(
+        &app.ctx,
+        &me_id,
+        sen_realtime::NewNotification {
+            kind: "test".into(),
+            title: "Đơn hàng đã giao".into(),
+            body: String::new(),
+            data: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    wait_for("the badge", || async {
+        d.find(By::Id("notif-count"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            == "1"
+    })
+    .await;
+    d.find(By::Id("notif-badge"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the list", || async {
+        text_of(d).await.contains("Đơn hàng đã giao")
+    })
+    .await;
+    b.screenshot(&shots, "notifications").await;
+    d.find(By::Id("read-all"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("read", || async {
+        d.find_all(By::Css("li.unread")).await.unwrap().is_empty()
+    })
+    .await;
 
     // Vietnamese, remembered.
     d.find(By::Css("#lang-switch option[value='vi']"))
@@ -708,7 +830,6 @@ async fn an_operator_and_a_user_in_a_real_browser() {
     d.goto(app.url("/admin/apps")).await.unwrap();
     assert!(text_of(d).await.contains("Bảng điều khiển"), "remembered");
     b.screenshot(&shots, "admin-home-vi").await;
-
     // Signing out ends the session: the dashboard asks to sign in again.
     d.find(By::Id("sign-out"))
         .await
