@@ -77,6 +77,7 @@ impl App for SystemApp {
             Box::new(crate::jobs::schema::CreateJobTables),
             Box::new(crate::jobs::schema::AddJobOrdering),
             Box::new(crate::mail::CreateMailTables),
+            Box::new(crate::jobs::schema::IndexJobsByState),
         ]
     }
 

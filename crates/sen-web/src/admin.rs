@@ -85,16 +85,40 @@ pub struct Home {
     pub dead: i64,
 }
 
-/// `GET /admin/apps`.
-pub async fn home(
-    State(ctx): State<AppContext>,
-    who: Option<Principal>,
-    headers: HeaderMap,
-) -> Response {
-    let (_, f) = match gate(&ctx, &headers, who, "/admin/apps") {
-        Ok(v) => v,
-        Err(r) => return *r,
+/// The health strip's numbers, read at most every [`HEALTH_TTL`]: counting
+/// a large queue on every page view would cost more than the page.
+#[derive(Clone, Copy)]
+struct Health {
+    db_ok: bool,
+    redis_ok: Option<bool>,
+    queued: i64,
+    dead: i64,
+}
+
+/// How stale the health strip may be.
+const HEALTH_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[derive(Default)]
+struct HealthCache(std::sync::Mutex<Option<(std::time::Instant, Health)>>);
+
+async fn health(ctx: &AppContext) -> Health {
+    let cache = match ctx.extension::<HealthCache>() {
+        Some(c) => c,
+        None => {
+            let c = std::sync::Arc::new(HealthCache::default());
+            ctx.insert_extension(c.clone());
+            c
+        }
     };
+    let cached = *cache
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((at, h)) = cached
+        && at.elapsed() < HEALTH_TTL
+    {
+        return h;
+    }
     let ready = ctx.readiness().await;
     let (queued, dead) = match sen_jobs::queue::stats(ctx.db()).await {
         Ok(stats) => stats.iter().fold((0, 0), |(q, d), s| {
@@ -106,6 +130,30 @@ pub async fn home(
         }),
         Err(_) => (0, 0),
     };
+    let h = Health {
+        db_ok: ready.database.ok,
+        redis_ok: ready.redis.map(|c| c.ok),
+        queued,
+        dead,
+    };
+    *cache
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((std::time::Instant::now(), h));
+    h
+}
+
+/// `GET /admin/apps`.
+pub async fn home(
+    State(ctx): State<AppContext>,
+    who: Option<Principal>,
+    headers: HeaderMap,
+) -> Response {
+    let (_, f) = match gate(&ctx, &headers, who, "/admin/apps") {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let h = health(&ctx).await;
     let apps = ctx
         .apps()
         .iter()
@@ -121,10 +169,10 @@ pub async fn home(
             f,
             apps,
             version: env!("CARGO_PKG_VERSION"),
-            db_ok: ready.database.ok,
-            redis_ok: ready.redis.map(|c| c.ok),
-            queued,
-            dead,
+            db_ok: h.db_ok,
+            redis_ok: h.redis_ok,
+            queued: h.queued,
+            dead: h.dead,
         },
     )
 }

@@ -221,6 +221,22 @@ pub struct Texts {
     pub mark_all_read: &'static str,
     /// unread
     pub unread: &'static str,
+    /// API keys
+    pub api_keys: &'static str,
+    /// Key name
+    pub key_name: &'static str,
+    /// Permissions
+    pub permissions: &'static str,
+    /// Create
+    pub create: &'static str,
+    /// Copy this key now: it is shown only once.
+    pub key_once: &'static str,
+    /// Connected apps
+    pub connected_apps: &'static str,
+    /// Scopes
+    pub scopes: &'static str,
+    /// Your account holds no permissions to delegate; a key can still identify you.
+    pub no_permissions: &'static str,
 }
 
 /// English.
@@ -309,6 +325,14 @@ pub static EN: Texts = Texts {
     mark_read: "Mark read",
     mark_all_read: "Mark all read",
     unread: "unread",
+    api_keys: "API keys",
+    key_name: "Key name",
+    permissions: "Permissions",
+    create: "Create",
+    key_once: "Copy this key now: it is shown only once.",
+    connected_apps: "Connected apps",
+    scopes: "Scopes",
+    no_permissions: "Your account holds no permissions to delegate; a key can still identify you.",
 };
 
 /// Tiếng Việt.
@@ -397,4 +421,12 @@ pub static VI: Texts = Texts {
     mark_read: "Đánh dấu đã đọc",
     mark_all_read: "Đánh dấu tất cả đã đọc",
     unread: "chưa đọc",
+    api_keys: "Khoá API",
+    key_name: "Tên khoá",
+    permissions: "Quyền",
+    create: "Tạo",
+    key_once: "Hãy sao chép khoá này ngay: nó chỉ hiện một lần.",
+    connected_apps: "Ứng dụng đã kết nối",
+    scopes: "Phạm vi",
+    no_permissions: "Tài khoản của bạn không có quyền nào để uỷ quyền; khoá vẫn xác định được bạn.",
 };

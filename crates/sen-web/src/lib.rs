@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod assets;
 pub mod i18n;
+pub mod keys;
 pub mod login;
 pub mod me;
 pub mod notes;
@@ -85,6 +86,10 @@ impl App for WebApp {
             .route("/web/me/sessions/{id}/revoke", post(me::revoke_session))
             .route("/me/security", get(security::page))
             .route("/me/notifications", get(notes::page))
+            .route("/me/keys", get(keys::page))
+            .route("/web/me/keys", post(keys::create))
+            .route("/web/me/keys/{id}/revoke", post(keys::revoke))
+            .route("/web/me/consents/{id}/revoke", post(keys::revoke_consent))
             .route("/web/me/notifications/{id}/read", post(notes::read_one))
             .route("/web/me/notifications/read-all", post(notes::read_all))
             .route("/web/me/password", post(security::change_password))

@@ -382,7 +382,106 @@ async fn operator_sections_show_audit_schedules_and_mail(app: TestApp) {
     assert!(one.contains("sandbox srcdoc="), "HTML shown sandboxed");
 }
 
+async fn api_keys_page_makes_scoped_keys_shown_once(app: TestApp) {
+    let owner = common::owner_token(&app).await;
+    let csrf = csrf_of(&app, &owner, "/me/keys").await;
+    let page = app
+        .request(Method::GET, "/me/keys")
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("value=\"jobs:read\""),
+        "the owner's permissions are offered"
+    );
+    let r = post_form(
+        &app,
+        &owner,
+        "/web/me/keys",
+        &[
+            ("csrf", &csrf),
+            ("name", "ci"),
+            ("permissions", "jobs:read"),
+            ("permissions", "mail:read"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let page = r.text().await.unwrap();
+    let key = page
+        .split("id=\"new-key\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap()
+        .to_string();
+    assert!(key.starts_with("sen_"), "{key}");
+    let with_key = |path: &'static str| {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            app.request(Method::GET, path)
+                .header("X-API-Key", key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(with_key("/api/v1/admin/jobs").await, 200);
+    assert_eq!(
+        with_key("/api/v1/admin/users").await,
+        403,
+        "limited to what was ticked"
+    );
+    let again = app
+        .request(Method::GET, "/me/keys")
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!again.contains(&key), "shown once");
+    let id = again
+        .split("<tr id=\"key-")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = post_form(
+        &app,
+        &owner,
+        &format!("/web/me/keys/{id}/revoke"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(with_key("/api/v1/admin/jobs").await, 401, "revoked");
+    // A permission the account does not hold is refused, shown on the page.
+    let ann = user(&app, "ann@example.com", "Ann").await;
+    let csrf = csrf_of(&app, &ann, "/me/keys").await;
+    let r = post_form(
+        &app,
+        &ann,
+        "/web/me/keys",
+        &[
+            ("csrf", &csrf),
+            ("name", "x"),
+            ("permissions", "jobs:write"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("role=\"alert\""));
+}
+
 sen_testkit::both_backends!(spawn;
+    api_keys_page_makes_scoped_keys_shown_once,
     security_page_changes_password_and_enrols_totp,
     operator_sections_show_audit_schedules_and_mail,
     non_operators_get_403_on_every_admin_page,

@@ -77,6 +77,23 @@ impl Migration for CreateJobTables {
     }
 }
 
+/// Lists of one state newest first (the dead-letter view) read an index
+/// in order instead of sorting every job of that state.
+pub struct IndexJobsByState;
+
+#[async_trait]
+impl Migration for IndexJobsByState {
+    fn name(&self) -> &'static str {
+        "0005_jobs_state_id"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        tx.execute_unprepared("CREATE INDEX sen_jobs_state_id ON sen_jobs (state, id)")
+            .await?;
+        Ok(())
+    }
+}
+
 /// Per-key ordering of jobs (ordered event subscribers).
 pub struct AddJobOrdering;
 
