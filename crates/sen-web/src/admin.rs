@@ -201,8 +201,10 @@ pub struct Users {
     pub users: Vec<UserLine>,
     /// The next page's cursor.
     pub next_cursor: Option<String>,
-    /// Show disable/enable.
+    /// Show disable/enable and the create form.
     pub can_write: bool,
+    /// Why the last create failed.
+    pub error: Option<String>,
 }
 
 /// `?q=&cursor=`.
@@ -252,6 +254,7 @@ pub async fn users(
                 .collect(),
             next_cursor: page.next_cursor,
             can_write: me.has("auth:users.write"),
+            error: None,
         },
     ))
 }

@@ -237,6 +237,20 @@ pub struct Texts {
     pub scopes: &'static str,
     /// Your account holds no permissions to delegate; a key can still identify you.
     pub no_permissions: &'static str,
+    /// Create a user
+    pub create_user: &'static str,
+    /// Roles
+    pub roles: &'static str,
+    /// Role
+    pub role: &'static str,
+    /// Scope (resource id, empty for global)
+    pub scope: &'static str,
+    /// Grant
+    pub grant: &'static str,
+    /// Remove
+    pub remove: &'static str,
+    /// global
+    pub global: &'static str,
 }
 
 /// English.
@@ -333,6 +347,13 @@ pub static EN: Texts = Texts {
     connected_apps: "Connected apps",
     scopes: "Scopes",
     no_permissions: "Your account holds no permissions to delegate; a key can still identify you.",
+    create_user: "Create a user",
+    roles: "Roles",
+    role: "Role",
+    scope: "Scope (resource id, empty for global)",
+    grant: "Grant",
+    remove: "Remove",
+    global: "global",
 };
 
 /// Tiếng Việt.
@@ -429,4 +450,11 @@ pub static VI: Texts = Texts {
     connected_apps: "Ứng dụng đã kết nối",
     scopes: "Phạm vi",
     no_permissions: "Tài khoản của bạn không có quyền nào để uỷ quyền; khoá vẫn xác định được bạn.",
+    create_user: "Tạo người dùng",
+    roles: "Vai trò",
+    role: "Vai trò",
+    scope: "Phạm vi (mã tài nguyên, để trống nếu toàn cục)",
+    grant: "Cấp",
+    remove: "Gỡ",
+    global: "toàn cục",
 };

@@ -18,6 +18,7 @@ pub mod me;
 pub mod notes;
 pub mod ops;
 pub mod page;
+pub mod people;
 pub mod refresh;
 pub mod security;
 
@@ -30,6 +31,10 @@ use utoipa_axum::router::OpenApiRouter;
 pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/apps"),
     ("GET", "/admin/apps/users"),
+    ("POST", "/admin/apps/users"),
+    ("GET", "/admin/apps/users/{id}"),
+    ("POST", "/admin/apps/users/{id}/roles"),
+    ("GET", "/admin/apps/roles"),
     ("POST", "/admin/apps/users/{id}/disable"),
     ("POST", "/admin/apps/users/{id}/enable"),
     ("GET", "/admin/apps/jobs"),
@@ -71,7 +76,10 @@ impl App for WebApp {
             .route("/web/lang", post(login::set_lang))
             .route("/admin/apps", get(admin::home))
             .route("/admin/apps/login", get(admin::login_redirect))
-            .route("/admin/apps/users", get(admin::users))
+            .route("/admin/apps/users", get(admin::users).post(people::create))
+            .route("/admin/apps/users/{id}", get(people::page))
+            .route("/admin/apps/users/{id}/roles", post(people::change_roles))
+            .route("/admin/apps/roles", get(people::roles))
             .route("/admin/apps/users/{id}/{action}", post(admin::user_action))
             .route("/admin/apps/jobs", get(admin::jobs))
             .route("/admin/apps/jobs/{id}/retry", post(admin::retry_job))

@@ -88,10 +88,13 @@ pub async fn login_page(
 /// The sign-in form.
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     next: String,
+    #[serde(default)]
     email: String,
+    #[serde(default)]
     password: String,
     #[serde(default)]
     totp: Option<String>,
@@ -170,6 +173,7 @@ pub async fn login(
 #[derive(Debug, Deserialize)]
 pub struct TokenForm {
     /// The CSRF token.
+    #[serde(default)]
     pub csrf: String,
 }
 
@@ -203,6 +207,7 @@ pub async fn logout(
 /// The language switch.
 #[derive(Debug, Deserialize)]
 pub struct LangForm {
+    #[serde(default)]
     lang: String,
     #[serde(default)]
     back: String,

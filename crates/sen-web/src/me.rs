@@ -142,7 +142,9 @@ pub async fn page(
 /// The profile form.
 #[derive(Debug, Deserialize)]
 pub struct ProfileForm {
+    #[serde(default)]
     csrf: String,
+    #[serde(default)]
     name: String,
     #[serde(default)]
     mood: String,

@@ -167,8 +167,11 @@ pub async fn page(
 /// The password form.
 #[derive(Debug, Deserialize)]
 pub struct PasswordForm {
+    #[serde(default)]
     csrf: String,
+    #[serde(default)]
     current_password: String,
+    #[serde(default)]
     new_password: String,
 }
 
@@ -198,6 +201,7 @@ pub async fn change_password(
 /// A form with only its token.
 #[derive(Debug, Deserialize)]
 pub struct TokenForm {
+    #[serde(default)]
     csrf: String,
 }
 
@@ -236,7 +240,9 @@ pub async fn totp_begin(
 /// The code form.
 #[derive(Debug, Deserialize)]
 pub struct CodeForm {
+    #[serde(default)]
     csrf: String,
+    #[serde(default)]
     code: String,
 }
 
@@ -284,8 +290,11 @@ pub async fn totp_confirm(
 /// The turn-off form.
 #[derive(Debug, Deserialize)]
 pub struct DisableForm {
+    #[serde(default)]
     csrf: String,
+    #[serde(default)]
     password: String,
+    #[serde(default)]
     code: String,
 }
 

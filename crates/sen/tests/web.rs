@@ -480,7 +480,131 @@ async fn api_keys_page_makes_scoped_keys_shown_once(app: TestApp) {
     assert!(r.text().await.unwrap().contains("role=\"alert\""));
 }
 
+async fn operators_create_users_and_grant_scoped_roles(app: TestApp) {
+    let owner = common::owner_token(&app).await;
+    let csrf = csrf_of(&app, &owner, "/admin/apps/users").await;
+    let r = post_form(
+        &app,
+        &owner,
+        "/admin/apps/users",
+        &[
+            ("csrf", &csrf),
+            ("email", "Cam@Example.com"),
+            ("name", "Cam"),
+            ("password", PW),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with("/admin/apps/users/"), "{to}");
+    let id = to.rsplit('/').next().unwrap().to_string();
+    let page = app
+        .request(Method::GET, &to)
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("cam@example.com"));
+    assert!(
+        page.contains("value=\"probe.editor\""),
+        "declared roles offered"
+    );
+    let roles_path = format!("{to}/roles");
+    let r = post_form(
+        &app,
+        &owner,
+        &roles_path,
+        &[
+            ("csrf", &csrf),
+            ("op", "add"),
+            ("role", "probe.editor"),
+            ("scope", "region-7"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let api = |app: &TestApp| {
+        let owner = owner.clone();
+        let id = id.clone();
+        let app_url = app.url(&format!("/api/v1/admin/users/{id}"));
+        let client = app.client.clone();
+        async move {
+            let v: Value = client
+                .get(app_url)
+                .bearer_auth(owner)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["roles"].clone()
+        }
+    };
+    assert_eq!(api(&app).await, json!(["probe.editor@region-7"]));
+    let r = post_form(
+        &app,
+        &owner,
+        &roles_path,
+        &[
+            ("csrf", &csrf),
+            ("op", "add"),
+            ("role", "no.such"),
+            ("scope", ""),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("role=\"alert\""));
+    let r = post_form(
+        &app,
+        &owner,
+        &roles_path,
+        &[
+            ("csrf", &csrf),
+            ("op", "remove"),
+            ("role", "probe.editor"),
+            ("scope", "region-7"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(api(&app).await, json!([]));
+    let roles = app
+        .request(Method::GET, "/admin/apps/roles")
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(roles.contains("id=\"role-probe.editor\"") && roles.contains("probe:reports.write"));
+    let dup = post_form(
+        &app,
+        &owner,
+        "/admin/apps/users",
+        &[
+            ("csrf", &csrf),
+            ("email", "cam@example.com"),
+            ("name", "Cam"),
+            ("password", PW),
+        ],
+    )
+    .await;
+    assert_eq!(
+        dup.status(),
+        409,
+        "an existing email is refused on the page"
+    );
+}
+
 sen_testkit::both_backends!(spawn;
+    operators_create_users_and_grant_scoped_roles,
     api_keys_page_makes_scoped_keys_shown_once,
     security_page_changes_password_and_enrols_totp,
     operator_sections_show_audit_schedules_and_mail,
