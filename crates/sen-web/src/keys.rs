@@ -13,7 +13,7 @@ use sen_core::extract::{Json, Path};
 use sen_core::{AppContext, AppResult, Principal};
 
 use crate::login::TokenForm;
-use crate::page::{Frame, csrf_ok, forbidden, html, see_other};
+use crate::page::{Frame, csrf_ok, describe, forbidden, html, see_other};
 
 /// One key.
 pub struct KeyLine {
@@ -160,17 +160,7 @@ pub async fn create(
             render(&ctx, me, &headers, StatusCode::CREATED, key, None).await
         }
         Err(e) if e.status().is_client_error() => {
-            let msg = e
-                .field_errors()
-                .iter()
-                .map(|f| format!("{}: {}", f.field, f.message))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let msg = if msg.is_empty() {
-                e.code().to_string()
-            } else {
-                msg
-            };
+            let msg = describe(&e);
             render(&ctx, me, &headers, e.status(), None, Some(msg)).await
         }
         Err(e) => Err(e),

@@ -10,11 +10,11 @@ use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use sen_auth::request_meta::Meta;
 use sen_core::extract::{Json, Path, Query};
-use sen_core::{AppContext, AppError, AppResult, Principal};
+use sen_core::{AppContext, AppResult, Principal};
 use serde::Deserialize;
 
 use crate::login::TokenForm;
-use crate::page::{Frame, csrf_ok, forbidden, html, see_other};
+use crate::page::{Frame, csrf_ok, describe, forbidden, html, see_other};
 
 /// One session row.
 pub struct SessionLine {
@@ -109,20 +109,6 @@ async fn render(
 
 fn signed_in(who: Option<Principal>) -> Result<Principal, Box<Response>> {
     who.ok_or_else(|| Box::new(crate::refresh::via_refresh("/me")))
-}
-
-/// The messages of a refused change, for the page.
-fn describe(e: &AppError) -> String {
-    let fields: Vec<String> = e
-        .field_errors()
-        .iter()
-        .map(|f| format!("{}: {}", f.field, f.message))
-        .collect();
-    if fields.is_empty() {
-        e.code().to_string()
-    } else {
-        fields.join("; ")
-    }
 }
 
 /// `GET /me`.

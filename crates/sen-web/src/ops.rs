@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::admin::gate;
 use crate::login::TokenForm;
-use crate::page::{Frame, csrf_ok, forbidden, html, see_other};
+use crate::page::{Frame, csrf_ok, describe, forbidden, html, see_other};
 
 macro_rules! gated {
     ($ctx:expr, $headers:expr, $who:expr, $path:expr, $perm:expr) => {
@@ -111,18 +111,9 @@ pub async fn audit(
                 None,
                 StatusCode::OK,
             ),
-            Err(e) if e.status().is_client_error() => (
-                Vec::new(),
-                None,
-                Some(
-                    e.field_errors()
-                        .iter()
-                        .map(|f| format!("{}: {}", f.field, f.message))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ),
-                e.status(),
-            ),
+            Err(e) if e.status().is_client_error() => {
+                (Vec::new(), None, Some(describe(&e)), e.status())
+            }
             Err(e) => return Err(e),
         };
     Ok(html(

@@ -146,6 +146,23 @@ pub fn local(path: &str) -> String {
     }
 }
 
+/// What a refused change says on the page: each field's message, or the
+/// problem's detail, or its code.
+pub fn describe(e: &sen_core::AppError) -> String {
+    let fields: Vec<String> = e
+        .field_errors()
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.message))
+        .collect();
+    if fields.is_empty() {
+        e.to_problem()
+            .detail
+            .unwrap_or_else(|| e.code().to_string())
+    } else {
+        fields.join("; ")
+    }
+}
+
 /// The 403 page.
 #[derive(Template)]
 #[template(path = "forbidden.html")]

@@ -15,22 +15,7 @@ use sen_core::{AppContext, AppError, AppResult, Principal};
 use serde::Deserialize;
 
 use crate::admin::gate;
-use crate::page::{Frame, csrf_ok, forbidden, html, see_other};
-
-fn describe(e: &AppError) -> String {
-    let fields: Vec<String> = e
-        .field_errors()
-        .iter()
-        .map(|f| format!("{}: {}", f.field, f.message))
-        .collect();
-    if fields.is_empty() {
-        e.to_problem()
-            .detail
-            .unwrap_or_else(|| e.code().to_string())
-    } else {
-        fields.join("; ")
-    }
-}
+use crate::page::{Frame, csrf_ok, describe, forbidden, html, see_other};
 
 /// The create form.
 #[derive(Debug, Deserialize)]

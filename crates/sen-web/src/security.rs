@@ -12,7 +12,7 @@ use sen_core::extract::{Json, Query};
 use sen_core::{AppContext, AppError, AppResult, Principal};
 use serde::Deserialize;
 
-use crate::page::{Frame, csrf_ok, forbidden, html, see_other};
+use crate::page::{Frame, csrf_ok, describe, forbidden, html, see_other};
 
 /// A TOTP secret being enrolled.
 pub struct Setup {
@@ -89,20 +89,8 @@ fn plain(status: StatusCode) -> View {
 }
 
 fn refused(e: &AppError) -> View {
-    let fields: Vec<String> = e
-        .field_errors()
-        .iter()
-        .map(|f| format!("{}: {}", f.field, f.message))
-        .collect();
-    let msg = if fields.is_empty() {
-        e.to_problem()
-            .detail
-            .unwrap_or_else(|| e.code().to_string())
-    } else {
-        fields.join("; ")
-    };
     View {
-        error: Some(msg),
+        error: Some(describe(e)),
         ..plain(e.status())
     }
 }

@@ -39,6 +39,23 @@ async fn user(app: &TestApp, email: &str, name: &str) -> String {
     common::login_token(app, email, PW).await
 }
 
+/// A dead job (its last error `error`) of a kind that succeeds when run again.
+async fn dead_job(app: &TestApp, error: &str) -> String {
+    let db = app.ctx.db();
+    let job =
+        sen_core::jobs::NewJob::raw("files.cleanup", &json!(null)).delay(Duration::from_secs(3600));
+    let id = app.ctx.jobs().enqueue(db.orm(), job).await.unwrap().id;
+    let errors = json!([{"attempt": 1, "error": error}]).to_string();
+    db.orm()
+        .execute_raw(db.statement(
+            "UPDATE sen_jobs SET state = 'dead', errors = ? WHERE id = ?",
+            [errors.into(), id.clone().into()],
+        ))
+        .await
+        .unwrap();
+    id
+}
+
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -149,24 +166,7 @@ async fn form_posts_need_the_session_token(app: TestApp) {
     let owner = common::owner_token(&app).await;
     let client = no_redirects();
     let db = app.ctx.db();
-    let job = app
-        .ctx
-        .jobs()
-        .enqueue(
-            db.orm(),
-            sen_core::jobs::NewJob::raw("files.cleanup", &json!(null))
-                .delay(Duration::from_secs(3600)),
-        )
-        .await
-        .unwrap()
-        .id;
-    db.orm()
-        .execute_raw(db.statement(
-            "UPDATE sen_jobs SET state = 'dead' WHERE id = ?",
-            [job.clone().into()],
-        ))
-        .await
-        .unwrap();
+    let job = dead_job(&app, "boom").await;
     for (path, form) in [
         (
             format!("/admin/apps/jobs/{job}/retry"),
@@ -713,24 +713,7 @@ async fn an_operator_and_a_user_in_a_real_browser() {
     let bo = user(&app, "bo@example.com", "Bo").await;
     // A dead job of a kind that succeeds when run.
     let db = app.ctx.db();
-    let job = app
-        .ctx
-        .jobs()
-        .enqueue(
-            db.orm(),
-            sen_core::jobs::NewJob::raw("files.cleanup", &json!(null))
-                .delay(Duration::from_secs(3600)),
-        )
-        .await
-        .unwrap()
-        .id;
-    db.orm()
-        .execute_raw(db.statement(
-            "UPDATE sen_jobs SET state = 'dead', errors = '[{\"attempt\":1,\"error\":\"disk full\"}]' WHERE id = ?",
-            [job.clone().into()],
-        ))
-        .await
-        .unwrap();
+    let job = dead_job(&app, "disk full").await;
     let b = sen_testkit::browser::Browser::start().await;
     let d = &b.driver;
     // Signed out: the dashboard sends us to sign in.
@@ -819,24 +802,7 @@ async fn an_operator_and_a_user_in_a_real_browser() {
 
     // The dead-letter list follows `admin:jobs` live: a job retried
     // elsewhere (here through the API) leaves the open page by itself.
-    let other_job = app
-        .ctx
-        .jobs()
-        .enqueue(
-            db.orm(),
-            sen_core::jobs::NewJob::raw("files.cleanup", &json!(null))
-                .delay(Duration::from_secs(3600)),
-        )
-        .await
-        .unwrap()
-        .id;
-    db.orm()
-        .execute_raw(db.statement(
-            "UPDATE sen_jobs SET state = 'dead' WHERE id = ?",
-            [other_job.clone().into()],
-        ))
-        .await
-        .unwrap();
+    let other_job = dead_job(&app, "boom").await;
     d.goto(app.url("/admin/apps/jobs?state=dead"))
         .await
         .unwrap();
