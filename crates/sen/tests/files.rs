@@ -79,19 +79,10 @@ async fn stored(app: &TestApp) -> (i64, usize) {
         .unwrap()
         .try_get("", "n")
         .unwrap();
-    fn count(dir: &std::path::Path) -> usize {
-        std::fs::read_dir(dir)
-            .map(|it| {
-                it.flatten()
-                    .map(|e| {
-                        let p = e.path();
-                        if p.is_dir() { count(&p) } else { 1 }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    (rows, count(&app.ctx.config().data_dir.join("files")))
+    (
+        rows,
+        walk_names(&app.ctx.config().data_dir.join("files")).len(),
+    )
 }
 
 fn jpeg_with_exif(w: u32, h: u32) -> Vec<u8> {
@@ -697,28 +688,11 @@ async fn presigned_upload_flow(app: &TestApp, objects: impl Fn() -> usize) {
 async fn presigned_uploads_on_local_storage(app: TestApp) {
     let dir = app.ctx.config().data_dir.join("files");
     presigned_upload_flow(&app, || {
-        fn count(d: &std::path::Path) -> usize {
-            std::fs::read_dir(d)
-                .map(|it| {
-                    it.flatten()
-                        .map(|e| {
-                            if e.path().is_dir() {
-                                count(&e.path())
-                            } else {
-                                1
-                            }
-                        })
-                        .sum()
-                })
-                .unwrap_or(0)
-        }
-        // Originals only: thumbnails are counted apart.
-        let all = count(&dir);
-        let thumbs = walk_names(&dir)
+        // Originals only: thumbnails are made apart.
+        walk_names(&dir)
             .iter()
-            .filter(|n| n.starts_with("thumb-"))
-            .count();
-        all - thumbs
+            .filter(|n| !n.starts_with("thumb-"))
+            .count()
     })
     .await;
 }
