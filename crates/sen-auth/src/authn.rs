@@ -64,10 +64,10 @@ fn csrf_ok(ctx: &AppContext, parts: &Parts) -> bool {
     }
 }
 
-const SQL_SQLITE: &str = "SELECT {cols}, s.revoked_at, s.expires_at,
+const SQL_SQLITE: &str = "SELECT {cols}, s.revoked_at, s.expires_at, s.impersonator_id,
     (SELECT group_concat(r.role || '|' || r.scope, ',') FROM sen_user_roles r WHERE r.user_id = u.id) AS grants
     FROM sen_users u JOIN sen_sessions s ON s.user_id = u.id WHERE u.id = ? AND s.id = ?";
-const SQL_POSTGRES: &str = "SELECT {cols}, s.revoked_at, s.expires_at,
+const SQL_POSTGRES: &str = "SELECT {cols}, s.revoked_at, s.expires_at, s.impersonator_id,
     (SELECT string_agg(r.role || '|' || r.scope, ',') FROM sen_user_roles r WHERE r.user_id = u.id) AS grants
     FROM sen_users u JOIN sen_sessions s ON s.user_id = u.id WHERE u.id = ? AND s.id = ?";
 
@@ -138,8 +138,9 @@ impl Authenticator for SenAuthenticator {
             return Err(invalid_token());
         }
         let agg: Option<String> = row.try_get("", "grants")?;
+        let impersonator: Option<String> = row.try_get("", "impersonator_id")?;
         let grants = parse_grants(agg.as_deref());
-        Ok(Some(principal(
+        let mut p = principal(
             ctx,
             user,
             grants,
@@ -147,7 +148,9 @@ impl Authenticator for SenAuthenticator {
             None,
             method,
             None,
-        )))
+        );
+        p.impersonator = impersonator;
+        Ok(Some(p))
     }
 
     async fn revoked_since(
@@ -280,6 +283,7 @@ pub fn principal(
         permissions: Arc::new(permissions),
         key_limit: key_limit.map(Arc::new),
         operator,
+        impersonator: None,
         extra: Some(Arc::new(user)),
     }
 }

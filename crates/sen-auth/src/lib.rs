@@ -67,6 +67,7 @@ impl App for AuthApp {
             Box::new(schema::CreateOAuthTables),
             Box::new(schema::IndexRevocations),
             Box::new(schema::DropAuthMail),
+            Box::new(schema::SessionImpersonator),
         ]
     }
 
@@ -85,6 +86,18 @@ impl App for AuthApp {
             PermissionDecl::write("roles.owner", "Grant and remove the owner role"),
             PermissionDecl::read("audit.read", "Read the audit log"),
             PermissionDecl::write("keys.rotate", "Rotate the token signing keys"),
+            PermissionDecl::write(
+                "users.impersonate",
+                "Act as a user who holds no operator role (audited)",
+            ),
+            PermissionDecl::read(
+                "credentials.read",
+                "See every user's API keys and every OAuth client",
+            ),
+            PermissionDecl::write(
+                "credentials.write",
+                "Revoke any API key; register and revoke OAuth clients",
+            ),
         ]
     }
 
@@ -151,6 +164,8 @@ impl App for AuthApp {
             .routes(routes!(oauth::clients::list_consents))
             .routes(routes!(oauth::clients::revoke_consent))
             .merge(routes::admin::routes())
+            .merge(routes::admin_sessions::routes())
+            .merge(routes::admin_credentials::routes())
             .route(
                 "/oauth/authorize",
                 axum::routing::get(oauth::authorize::authorize_get)

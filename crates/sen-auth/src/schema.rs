@@ -264,3 +264,22 @@ impl Migration for IndexRevocations {
         Ok(())
     }
 }
+
+/// Impersonation: which operator (and which of their sessions) opened a
+/// session on a user's behalf.
+pub struct SessionImpersonator;
+
+#[async_trait]
+impl Migration for SessionImpersonator {
+    fn name(&self) -> &'static str {
+        "0006_session_impersonator"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        tx.execute_unprepared("ALTER TABLE sen_sessions ADD COLUMN impersonator_id TEXT")
+            .await?;
+        tx.execute_unprepared("ALTER TABLE sen_sessions ADD COLUMN impersonator_session TEXT")
+            .await?;
+        Ok(())
+    }
+}

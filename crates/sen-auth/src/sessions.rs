@@ -17,8 +17,8 @@ fn now_ms() -> i64 {
     sen_core::clock::now().timestamp_millis()
 }
 
-/// A new refresh token and the row that stores its hash.
-async fn insert_refresh(
+/// A new refresh token of `session_id` and the row that stores its hash.
+pub async fn insert_refresh(
     ctx: &AppContext,
     conn: &impl ConnectionTrait,
     session_id: &str,

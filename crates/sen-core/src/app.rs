@@ -67,6 +67,22 @@ pub trait App: Send + Sync + 'static {
     fn schedules(&self) -> Vec<crate::jobs::Schedule> {
         Vec::new()
     }
+    /// Tables the app shows as generic dashboard pages at
+    /// `/admin/apps/app/{app}/{resource}` (list, search, filters, sort,
+    /// detail, validated create and edit forms).
+    fn admin_pages(&self) -> Vec<crate::resource::Resource> {
+        Vec::new()
+    }
+    /// Tabs the app adds to `/me` at `/me/apps/{app}/{resource}`: tables
+    /// with an owner column, limited to the signed-in user's rows.
+    fn me_pages(&self) -> Vec<crate::resource::Resource> {
+        Vec::new()
+    }
+    /// The app's settings and feature flags, edited at
+    /// `/admin/apps/settings` and read with `sen_core::settings`.
+    fn settings(&self) -> Vec<crate::settings::Setting> {
+        Vec::new()
+    }
     /// The upload purposes the app accepts (`POST /api/v1/files?purpose=…`).
     fn file_purposes(&self) -> Vec<crate::files::FilePurpose> {
         Vec::new()
@@ -95,6 +111,9 @@ pub enum RegistryError {
     /// Two migrations of one app share a name.
     #[error("app `{0}` declares migration `{1}` twice")]
     DuplicateMigration(String, String),
+    /// A declared page or setting is malformed.
+    #[error("app `{0}`: {1}")]
+    InvalidDeclaration(String, String),
 }
 
 struct Registered {
@@ -132,6 +151,7 @@ impl Apps {
                 ));
             }
         }
+        check_declarations(&app).map_err(|e| RegistryError::InvalidDeclaration(name.into(), e))?;
         self.apps.push(Registered {
             app: Arc::new(app),
             migrations,
@@ -156,6 +176,34 @@ impl Apps {
             })
             .collect()
     }
+}
+
+/// Resources and settings must be well-formed and uniquely named.
+fn check_declarations(app: &impl App) -> Result<(), String> {
+    let admin = app.admin_pages();
+    let me = app.me_pages();
+    for (set, list) in [("admin_pages", &admin), ("me_pages", &me)] {
+        for (i, r) in list.iter().enumerate() {
+            r.check()?;
+            if list[..i].iter().any(|o| o.name == r.name) {
+                return Err(format!("{set} declares `{}` twice", r.name));
+            }
+        }
+    }
+    if let Some(r) = me.iter().find(|r| r.owner_column.is_none()) {
+        return Err(format!(
+            "me_pages resource `{}` needs an owner column",
+            r.name
+        ));
+    }
+    let settings = app.settings();
+    for (i, s) in settings.iter().enumerate() {
+        s.check()?;
+        if settings[..i].iter().any(|o| o.field.name == s.field.name) {
+            return Err(format!("setting `{}` is declared twice", s.field.name));
+        }
+    }
+    Ok(())
 }
 
 fn is_valid_name(name: &str) -> bool {

@@ -34,6 +34,7 @@ struct Inner {
     jobs: crate::jobs::Jobs,
     events: crate::jobs::Events,
     mail: crate::mail::Mails,
+    activity: Arc<crate::activity::Activity>,
     instance_id: Uuid,
     started_at: DateTime<Utc>,
     system_info: std::sync::OnceLock<bytes::Bytes>,
@@ -140,6 +141,7 @@ impl AppContext {
                 roles,
                 apps,
                 mail: crate::mail::Mails::new(db_backend, jobs.clone()),
+                activity: Arc::default(),
                 jobs,
                 events: crate::jobs::Events::new(db_backend),
                 instance_id: Uuid::now_v7(),
@@ -199,6 +201,11 @@ impl AppContext {
     /// Queues mail inside the caller's transaction (delivered by `sen-mail`).
     pub fn mail(&self) -> &crate::mail::Mails {
         &self.inner.mail
+    }
+
+    /// This process's activity counters (the dashboard charts).
+    pub fn activity(&self) -> &Arc<crate::activity::Activity> {
+        &self.inner.activity
     }
 
     /// The registered apps.

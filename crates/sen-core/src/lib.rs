@@ -6,6 +6,7 @@
 //! is `sen-http`); it never reads configuration from globals (a `Config` is
 //! passed explicitly); it never logs a secret (`Secret` redacts itself).
 
+pub mod activity;
 pub mod app;
 pub mod cache;
 pub mod clock;
@@ -25,7 +26,9 @@ pub mod rbac;
 pub mod realtime;
 pub mod redis_link;
 pub mod request_id;
+pub mod resource;
 pub mod role;
+pub mod settings;
 pub mod system;
 
 pub use app::{App, Apps};

@@ -55,6 +55,9 @@ pub struct Principal {
     pub key_limit: Option<Arc<BTreeSet<String>>>,
     /// Whether the caller may enter the admin dashboard.
     pub operator: bool,
+    /// The operator acting as this user, when the session is an
+    /// impersonation (pages show a banner; sensitive account changes refuse).
+    pub impersonator: Option<String>,
     /// Data the authenticator attached (e.g. the user row it already read).
     pub extra: Option<Arc<dyn Any + Send + Sync>>,
 }
@@ -65,11 +68,25 @@ impl std::fmt::Debug for Principal {
             .field("user_id", &self.user_id)
             .field("session_id", &self.session_id)
             .field("method", &self.method)
+            .field("impersonator", &self.impersonator)
             .finish_non_exhaustive()
     }
 }
 
 impl Principal {
+    /// Refuses with 403 `impersonation_restricted` while an operator acts
+    /// as this user: credentials (password, two-factor, keys) stay the
+    /// user's own.
+    pub fn require_self(&self) -> Result<(), AppError> {
+        if self.impersonator.is_some() {
+            return Err(
+                AppError::new(StatusCode::FORBIDDEN, "impersonation_restricted")
+                    .with_detail("An operator acting as this user cannot change its credentials."),
+            );
+        }
+        Ok(())
+    }
+
     /// Holds `permission` globally.
     pub fn has(&self, permission: &str) -> bool {
         self.permissions.contains(permission)

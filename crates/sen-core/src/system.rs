@@ -78,6 +78,8 @@ impl App for SystemApp {
             Box::new(crate::jobs::schema::AddJobOrdering),
             Box::new(crate::mail::CreateMailTables),
             Box::new(crate::jobs::schema::IndexJobsByState),
+            Box::new(crate::activity::CreateActivity),
+            Box::new(crate::settings::CreateSettings),
         ]
     }
 
@@ -290,6 +292,9 @@ pub async fn run_heartbeat(ctx: AppContext) {
         tick.tick().await;
         if let Err(e) = beat(&ctx).await {
             tracing::warn!(error = %e, "instance heartbeat failed");
+        }
+        if let Err(e) = ctx.activity().flush(&ctx).await {
+            tracing::warn!(error = %e, "activity counts not written");
         }
     }
 }

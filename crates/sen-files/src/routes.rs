@@ -43,6 +43,8 @@ pub struct FileView {
     pub size: i64,
     /// Upload purpose.
     pub purpose: String,
+    /// Who uploaded it.
+    pub owner_id: String,
     /// Served to anyone with the link.
     pub public: bool,
     /// Download path (relative to the public URL).
@@ -64,6 +66,7 @@ impl From<&FileRow> for FileView {
             content_type: r.content_type.clone(),
             size: r.size,
             purpose: r.purpose.clone(),
+            owner_id: r.owner_id.clone(),
             public: r.public,
             etag: r.sha256.clone(),
             thumbnails: r

@@ -20,6 +20,8 @@ use crate::{metrics, request_id, security_headers};
 pub struct Edge {
     /// The security headers to add.
     pub security_headers: security_headers::SecurityHeaders,
+    /// Per-minute counts for the dashboard charts.
+    pub activity: std::sync::Arc<sen_core::activity::Activity>,
 }
 
 /// The middleware function (`from_fn_with_state(Edge { .. }, edge)`).
@@ -38,6 +40,10 @@ pub async fn edge(State(cfg): State<Edge>, req: Request, next: Next) -> Response
         .await;
     let elapsed = start.elapsed();
     metrics::record(&method, route.as_ref(), response.status(), elapsed);
+    cfg.activity.record(sen_core::activity::Kind::Request);
+    if response.status().is_server_error() {
+        cfg.activity.record(sen_core::activity::Kind::ServerError);
+    }
     span.in_scope(|| {
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         tracing::debug!(

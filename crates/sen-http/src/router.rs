@@ -43,6 +43,7 @@ pub fn build_router(ctx: AppContext) -> anyhow::Result<(Router, utoipa::openapi:
         .layer(from_fn_with_state(
             Edge {
                 security_headers: SecurityHeaders::new(config.hsts),
+                activity: ctx.activity().clone(),
             },
             edge::edge,
         ))

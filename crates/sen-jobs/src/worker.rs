@@ -361,7 +361,11 @@ async fn execute(shared: &Shared, job: ClaimedJob) {
             };
             match result {
                 Ok(true) => {
-                    metrics::counter!("jobs_completed_total", "kind" => kind.clone()).increment(1)
+                    metrics::counter!("jobs_completed_total", "kind" => kind.clone()).increment(1);
+                    shared
+                        .ctx
+                        .activity()
+                        .record(sen_core::activity::Kind::JobDone);
                 }
                 Ok(false) => {
                     tracing::warn!(job = %job.id, "completion rejected: the lease was lost or the job cancelled")
@@ -427,6 +431,10 @@ async fn record_failure(
 ) {
     match queue::fail(shared.ctx.db(), job, error, retry, backoff).await {
         Ok(FailOutcome::Dead) => {
+            shared
+                .ctx
+                .activity()
+                .record(sen_core::activity::Kind::JobFailed);
             metrics::counter!("jobs_dead_total", "kind" => job.kind.clone()).increment(1);
             tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempt, error, "job is dead");
             crate::admin::announce(
@@ -437,6 +445,10 @@ async fn record_failure(
             .await;
         }
         Ok(FailOutcome::Retrying) => {
+            shared
+                .ctx
+                .activity()
+                .record(sen_core::activity::Kind::JobFailed);
             metrics::counter!("jobs_failed_total", "kind" => job.kind.clone()).increment(1);
             tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempt, error, "job failed; will retry");
         }

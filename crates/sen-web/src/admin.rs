@@ -1,6 +1,5 @@
-//! `/admin/apps`: the dashboard home (one card per app, a health strip),
-//! users (search, disable/enable) and jobs (by state, the dead-letter
-//! queue, retry). Signed-out visitors are sent to sign in; signed-in users
+//! `/admin/apps`: the dashboard home (one card per app, a health strip)
+//! and users (search, disable/enable). Signed-out visitors are sent to sign in; signed-in users
 //! without an operator role get the 403 page on every `/admin` URL; each
 //! section also needs the permission its API needs.
 
@@ -14,7 +13,6 @@ use sen_core::extract::{Json, Path, Query};
 use sen_core::{AppContext, AppResult, Principal};
 use serde::Deserialize;
 
-use crate::login::TokenForm;
 use crate::page::{Frame, csrf_ok, forbidden, html, see_other};
 
 /// Lets operators through; others get a redirect to sign in or the 403 page.
@@ -83,6 +81,10 @@ pub struct Home {
     pub queued: i64,
     /// Jobs dead.
     pub dead: i64,
+    /// Share of 5xx answers over the last hour.
+    pub error_rate: String,
+    /// The last hour's charts.
+    pub charts: Vec<crate::charts::Chart>,
 }
 
 /// The health strip's numbers, read at most every [`HEALTH_TTL`]: counting
@@ -143,20 +145,34 @@ async fn health(ctx: &AppContext) -> Health {
     h
 }
 
+/// Whether `me` holds a global operator role (every app) or `app`'s own
+/// admin or viewer role.
+pub fn may_administer(me: &Principal, app: &str) -> bool {
+    me.grants.iter().any(|g| {
+        g.scope.is_empty()
+            && (sen_core::rbac::OPERATOR_ROLES.contains(&g.role.as_str())
+                || g.role
+                    .strip_prefix(app)
+                    .is_some_and(|r| r == ".admin" || r == ".viewer"))
+    })
+}
+
 /// `GET /admin/apps`.
 pub async fn home(
     State(ctx): State<AppContext>,
     who: Option<Principal>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, f) = match gate(&ctx, &headers, who, "/admin/apps") {
+    let (me, f) = match gate(&ctx, &headers, who, "/admin/apps") {
         Ok(v) => v,
         Err(r) => return *r,
     };
     let h = health(&ctx).await;
+    let (charts, error_rate) = crate::charts::last_hour(&ctx, f.tx).await;
     let apps = ctx
         .apps()
         .iter()
+        .filter(|a| may_administer(&me, a.name()))
         .map(|a| Card {
             name: a.name(),
             title: a.title(),
@@ -173,6 +189,8 @@ pub async fn home(
             redis_ok: h.redis_ok,
             queued: h.queued,
             dead: h.dead,
+            error_rate,
+            charts,
         },
     )
 }
@@ -197,6 +215,8 @@ pub struct Users {
     pub f: Frame,
     /// The search.
     pub q: String,
+    /// Only holders of this role ("" = everyone).
+    pub role: String,
     /// This page.
     pub users: Vec<UserLine>,
     /// The next page's cursor.
@@ -212,6 +232,8 @@ pub struct Users {
 pub struct UserSearch {
     #[serde(default)]
     q: String,
+    #[serde(default)]
+    role: String,
     #[serde(default)]
     cursor: Option<String>,
 }
@@ -232,6 +254,7 @@ pub async fn users(
     }
     let query = sen_auth::routes::admin::UserQuery {
         q: Some(s.q.clone()),
+        role: Some(s.role.clone()),
         limit: Some(50),
         cursor: s.cursor,
     };
@@ -242,6 +265,7 @@ pub async fn users(
         &Users {
             f,
             q: s.q,
+            role: s.role,
             users: page
                 .items
                 .into_iter()
@@ -259,6 +283,17 @@ pub async fn users(
     ))
 }
 
+/// A form with its token and the local page to return to.
+#[derive(Debug, Deserialize)]
+pub struct BackForm {
+    /// The CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+    /// Where to go afterwards (a local path; default the users list).
+    #[serde(default)]
+    pub back: String,
+}
+
 /// `POST /admin/apps/users/{id}/disable|enable`.
 pub async fn user_action(
     State(ctx): State<AppContext>,
@@ -266,7 +301,7 @@ pub async fn user_action(
     meta: Meta,
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<TokenForm>,
+    Form(form): Form<BackForm>,
 ) -> AppResult<Response> {
     let (me, f) = match gate(&ctx, &headers, who, "/admin/apps/users") {
         Ok(v) => v,
@@ -285,123 +320,9 @@ pub async fn user_action(
         name: None,
     };
     sen_auth::routes::admin::patch_user(State(ctx.clone()), me, meta, Path(id), Json(body)).await?;
-    Ok(see_other("/admin/apps/users"))
-}
-
-/// One job row.
-pub struct JobLine {
-    /// Id.
-    pub id: String,
-    /// Kind.
-    pub kind: String,
-    /// Queue.
-    pub queue: String,
-    /// State.
-    pub state: String,
-    /// Attempts made.
-    pub attempt: i32,
-    /// Attempts allowed.
-    pub max_attempts: i32,
-    /// The newest error.
-    pub last_error: String,
-    /// Retry is possible.
-    pub retryable: bool,
-}
-
-/// The jobs page.
-#[derive(Template)]
-#[template(path = "jobs.html")]
-pub struct Jobs {
-    /// Frame.
-    pub f: Frame,
-    /// The state shown.
-    pub state: String,
-    /// Every state.
-    pub states: &'static [&'static str],
-    /// The jobs.
-    pub jobs: Vec<JobLine>,
-    /// Show retry.
-    pub can_write: bool,
-}
-
-/// `?state=`.
-#[derive(Debug, Deserialize)]
-pub struct JobState {
-    #[serde(default)]
-    state: Option<String>,
-}
-
-/// `GET /admin/apps/jobs` (dead jobs unless another state is asked for).
-pub async fn jobs(
-    State(ctx): State<AppContext>,
-    who: Option<Principal>,
-    headers: HeaderMap,
-    Query(q): Query<JobState>,
-) -> AppResult<Response> {
-    let (me, f) = match gate(&ctx, &headers, who, "/admin/apps/jobs") {
-        Ok(v) => v,
-        Err(r) => return Ok(*r),
-    };
-    if !me.has(sen_jobs::admin::READ) {
-        return Ok(forbidden(f));
-    }
-    let states = &sen_core::jobs::state::ALL;
-    let state = q
-        .state
-        .filter(|s| states.contains(&s.as_str()))
-        .unwrap_or_else(|| "dead".into());
-    let filter = sen_jobs::queue::JobFilter {
-        state: Some(state.clone()),
-        queue: None,
-        kind: None,
-    };
-    let rows = sen_jobs::queue::list(ctx.db(), &filter, None, 100).await?;
-    let jobs = rows
-        .into_iter()
-        .map(|j| JobLine {
-            last_error: j
-                .errors
-                .as_array()
-                .and_then(|a| a.last())
-                .and_then(|e| e["error"].as_str())
-                .unwrap_or_default()
-                .to_string(),
-            retryable: sen_jobs::queue::RETRYABLE_STATES.contains(&j.state.as_str()),
-            id: j.id,
-            kind: j.kind,
-            queue: j.queue,
-            state: j.state,
-            attempt: j.attempt,
-            max_attempts: j.max_attempts,
-        })
-        .collect();
-    Ok(html(
-        StatusCode::OK,
-        &Jobs {
-            f,
-            state,
-            states,
-            jobs,
-            can_write: me.has(sen_jobs::admin::WRITE),
-        },
-    ))
-}
-
-/// `POST /admin/apps/jobs/{id}/retry`.
-pub async fn retry_job(
-    State(ctx): State<AppContext>,
-    who: Option<Principal>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<TokenForm>,
-) -> AppResult<Response> {
-    let (me, f) = match gate(&ctx, &headers, who, "/admin/apps/jobs") {
-        Ok(v) => v,
-        Err(r) => return Ok(*r),
-    };
-    if !csrf_ok(&ctx, Some(&me), &headers, &form.csrf) || !me.has(sen_jobs::admin::WRITE) {
-        return Ok(forbidden(f));
-    }
-    sen_jobs::admin::retry_job(State(ctx.clone()), me, Path(id)).await?;
-    Ok(see_other("/admin/apps/jobs?state=dead"))
+    Ok(see_other(if form.back.is_empty() {
+        "/admin/apps/users"
+    } else {
+        &form.back
+    }))
 }

@@ -251,6 +251,104 @@ pub struct Texts {
     pub remove: &'static str,
     /// global
     pub global: &'static str,
+    /// "Act as this user".
+    pub impersonate: &'static str,
+    /// The banner while acting as someone.
+    pub impersonating: &'static str,
+    /// Ends an impersonation.
+    pub stop_impersonating: &'static str,
+    /// Turns a user's two-factor off.
+    pub reset_mfa: &'static str,
+    /// Ends every session of a user.
+    pub revoke_all: &'static str,
+    /// Who holds a role.
+    pub holders: &'static str,
+    /// OAuth clients heading.
+    pub clients: &'static str,
+    /// Redirect URI field.
+    pub redirect_uris: &'static str,
+    /// Confidential client checkbox.
+    pub confidential: &'static str,
+    /// Shown once after creating a client.
+    pub secret_once: &'static str,
+    /// "Owner".
+    pub owner: &'static str,
+    /// Queues heading.
+    pub queues: &'static str,
+    /// Jobs waiting.
+    pub waiting: &'static str,
+    /// Age of the oldest waiting job.
+    pub oldest: &'static str,
+    /// Jobs running.
+    pub running: &'static str,
+    /// "Job".
+    pub job: &'static str,
+    /// Job arguments.
+    pub args: &'static str,
+    /// Error history.
+    pub errors: &'static str,
+    /// "Cancel".
+    pub cancel: &'static str,
+    /// Bulk retry.
+    pub retry_selected: &'static str,
+    /// Bulk cancel.
+    pub cancel_selected: &'static str,
+    /// Checkbox column label.
+    pub select: &'static str,
+    /// "Files".
+    pub files: &'static str,
+    /// "Size".
+    pub size: &'static str,
+    /// "Delete".
+    pub delete: &'static str,
+    /// Charts heading.
+    pub last_hour: &'static str,
+    /// Chart title.
+    pub requests_per_min: &'static str,
+    /// Chart title.
+    pub errors_per_min: &'static str,
+    /// Chart title.
+    pub jobs_done_per_min: &'static str,
+    /// Chart title.
+    pub jobs_failed_per_min: &'static str,
+    /// OIDC button prefix.
+    pub sign_in_with: &'static str,
+    /// "Created".
+    pub created: &'static str,
+    /// Sessions a client holds.
+    pub live_sessions: &'static str,
+    /// Marks an impersonation session.
+    pub impersonated_by: &'static str,
+    /// Bulk result: changed.
+    pub done_count: &'static str,
+    /// Bulk result: refused.
+    pub refused_count: &'static str,
+    /// Retries every dead job.
+    pub retry_all_dead: &'static str,
+    /// When a job runs.
+    pub run_at: &'static str,
+    /// Health strip: share of 5xx answers in the last hour.
+    pub error_rate: &'static str,
+    /// "Total".
+    pub total: &'static str,
+    /// Highest minute.
+    pub peak: &'static str,
+    /// Summary above a refused form.
+    pub fix_fields: &'static str,
+    /// "New" button.
+    pub new_row: &'static str,
+    /// Filter: no restriction.
+    pub any: &'static str,
+    /// Sort control.
+    pub sort_by: &'static str,
+    /// Sort direction.
+    pub descending: &'static str,
+    /// 404 page title.
+    pub not_found: &'static str,
+    /// 404 page text.
+    pub not_found_text: &'static str,
+    /// "Settings and feature flags".
+    pub settings: &'static str,
 }
 
 /// English.
@@ -354,6 +452,55 @@ pub static EN: Texts = Texts {
     grant: "Grant",
     remove: "Remove",
     global: "global",
+    impersonate: "Act as this user",
+    impersonating: "You are acting as",
+    stop_impersonating: "Back to my account",
+    reset_mfa: "Turn off two-factor",
+    revoke_all: "Sign out everywhere",
+    holders: "Holders",
+    clients: "OAuth clients",
+    redirect_uris: "Redirect URIs (one per line)",
+    confidential: "Confidential (a server-side app that keeps a secret)",
+    secret_once: "Copy the secret now: it is shown only once.",
+    owner: "Owner",
+    queues: "Queues",
+    waiting: "Waiting",
+    oldest: "Oldest waiting",
+    running: "Running",
+    job: "Job",
+    args: "Arguments",
+    errors: "Errors",
+    cancel: "Cancel",
+    retry_selected: "Retry selected",
+    cancel_selected: "Cancel selected",
+    select: "Select",
+    files: "Files",
+    size: "Size",
+    delete: "Delete",
+    last_hour: "The last hour",
+    requests_per_min: "Requests per minute",
+    errors_per_min: "Server errors per minute",
+    jobs_done_per_min: "Jobs completed per minute",
+    jobs_failed_per_min: "Job failures per minute",
+    sign_in_with: "Sign in with",
+    created: "Created",
+    live_sessions: "Live sessions",
+    impersonated_by: "opened by an operator",
+    done_count: "done",
+    refused_count: "refused",
+    retry_all_dead: "Retry every dead job",
+    run_at: "Runs at",
+    error_rate: "Server errors (1 h)",
+    total: "total",
+    peak: "peak",
+    fix_fields: "Some fields need fixing; nothing was saved.",
+    new_row: "New",
+    any: "any",
+    sort_by: "Sort by",
+    descending: "Descending",
+    not_found: "Not found",
+    not_found_text: "There is nothing at this address.",
+    settings: "Settings and feature flags",
 };
 
 /// Tiếng Việt.
@@ -457,4 +604,53 @@ pub static VI: Texts = Texts {
     grant: "Cấp",
     remove: "Gỡ",
     global: "toàn cục",
+    impersonate: "Hành động thay người này",
+    impersonating: "Bạn đang hành động với tư cách",
+    stop_impersonating: "Quay về tài khoản của tôi",
+    reset_mfa: "Tắt xác thực hai lớp",
+    revoke_all: "Đăng xuất khỏi mọi nơi",
+    holders: "Người giữ",
+    clients: "Ứng dụng OAuth",
+    redirect_uris: "URI chuyển hướng (mỗi dòng một URI)",
+    confidential: "Bí mật (ứng dụng phía máy chủ giữ được secret)",
+    secret_once: "Hãy sao chép secret ngay: nó chỉ hiện một lần.",
+    owner: "Chủ sở hữu",
+    queues: "Hàng đợi",
+    waiting: "Đang chờ",
+    oldest: "Chờ lâu nhất",
+    running: "Đang chạy",
+    job: "Công việc",
+    args: "Tham số",
+    errors: "Lỗi",
+    cancel: "Huỷ",
+    retry_selected: "Thử lại mục đã chọn",
+    cancel_selected: "Huỷ mục đã chọn",
+    select: "Chọn",
+    files: "Tệp",
+    size: "Kích thước",
+    delete: "Xoá",
+    last_hour: "Một giờ qua",
+    requests_per_min: "Yêu cầu mỗi phút",
+    errors_per_min: "Lỗi máy chủ mỗi phút",
+    jobs_done_per_min: "Công việc hoàn thành mỗi phút",
+    jobs_failed_per_min: "Lần lỗi công việc mỗi phút",
+    sign_in_with: "Đăng nhập bằng",
+    created: "Ngày tạo",
+    live_sessions: "Phiên đang hoạt động",
+    impersonated_by: "do quản trị viên mở",
+    done_count: "đã xong",
+    refused_count: "bị từ chối",
+    retry_all_dead: "Thử lại mọi công việc chết",
+    run_at: "Chạy lúc",
+    error_rate: "Lỗi máy chủ (1 giờ)",
+    total: "tổng",
+    peak: "cao nhất",
+    fix_fields: "Một số trường cần sửa; chưa có gì được lưu.",
+    new_row: "Thêm mới",
+    any: "tất cả",
+    sort_by: "Sắp xếp theo",
+    descending: "Giảm dần",
+    not_found: "Không tìm thấy",
+    not_found_text: "Không có gì ở địa chỉ này.",
+    settings: "Cài đặt và cờ tính năng",
 };

@@ -9,9 +9,15 @@
 //! them); all text is escaped by the templates; every form post carries a
 //! token bound to the session.
 
+pub mod account;
 pub mod admin;
+pub mod apps;
 pub mod assets;
+pub mod charts;
+pub mod credentials;
+pub mod files;
 pub mod i18n;
+pub mod jobs;
 pub mod keys;
 pub mod login;
 pub mod me;
@@ -20,6 +26,7 @@ pub mod ops;
 pub mod page;
 pub mod people;
 pub mod refresh;
+pub mod resources;
 pub mod security;
 
 use axum::routing::{get, post};
@@ -37,9 +44,29 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/apps/roles"),
     ("POST", "/admin/apps/users/{id}/disable"),
     ("POST", "/admin/apps/users/{id}/enable"),
+    ("POST", "/admin/apps/users/{id}/sessions/revoke"),
+    ("POST", "/admin/apps/users/{id}/sessions/{id}/revoke"),
+    ("POST", "/admin/apps/users/{id}/mfa/reset"),
+    ("POST", "/admin/apps/users/{id}/impersonate"),
     ("GET", "/admin/apps/jobs"),
     ("POST", "/admin/apps/jobs/{id}/retry"),
+    ("POST", "/admin/apps/jobs/{id}/cancel"),
+    ("POST", "/admin/apps/jobs/bulk"),
+    ("GET", "/admin/apps/jobs/{id}"),
     ("GET", "/admin/apps/audit"),
+    ("GET", "/admin/apps/files"),
+    ("POST", "/admin/apps/files/{id}/delete"),
+    ("GET", "/admin/apps/credentials"),
+    ("GET", "/admin/apps/app/{id}"),
+    ("GET", "/admin/apps/app/{id}/{id}"),
+    ("POST", "/admin/apps/app/{id}/{id}"),
+    ("GET", "/admin/apps/app/{id}/{id}/{id}"),
+    ("POST", "/admin/apps/app/{id}/{id}/{id}"),
+    ("GET", "/admin/apps/settings"),
+    ("POST", "/admin/apps/settings/{id}"),
+    ("POST", "/admin/apps/credentials/keys/{id}/revoke"),
+    ("POST", "/admin/apps/credentials/clients"),
+    ("POST", "/admin/apps/credentials/clients/{id}/revoke"),
     ("GET", "/admin/apps/schedules"),
     ("POST", "/admin/apps/schedules/{id}/run"),
     ("GET", "/admin/apps/mail"),
@@ -66,6 +93,19 @@ impl App for WebApp {
         "layout"
     }
 
+    fn permissions(&self) -> Vec<sen_core::rbac::PermissionDecl> {
+        vec![
+            sen_core::rbac::PermissionDecl::read(
+                "settings.read",
+                "See every app's settings and feature flags",
+            ),
+            sen_core::rbac::PermissionDecl::write(
+                "settings.write",
+                "Change apps' settings and feature flags",
+            ),
+        ]
+    }
+
     fn root_routes(&self) -> OpenApiRouter<AppContext> {
         OpenApiRouter::new()
             .route("/web/assets/{file}", get(assets::asset))
@@ -81,13 +121,63 @@ impl App for WebApp {
             .route("/admin/apps/users/{id}/roles", post(people::change_roles))
             .route("/admin/apps/roles", get(people::roles))
             .route("/admin/apps/users/{id}/{action}", post(admin::user_action))
-            .route("/admin/apps/jobs", get(admin::jobs))
-            .route("/admin/apps/jobs/{id}/retry", post(admin::retry_job))
+            .route(
+                "/admin/apps/users/{id}/sessions/revoke",
+                post(account::revoke_all),
+            )
+            .route(
+                "/admin/apps/users/{id}/sessions/{sid}/revoke",
+                post(account::revoke_one),
+            )
+            .route("/admin/apps/users/{id}/mfa/reset", post(account::reset_mfa))
+            .route(
+                "/admin/apps/users/{id}/impersonate",
+                post(account::impersonate),
+            )
+            .route("/web/impersonation/end", post(account::end))
+            .route("/admin/apps/jobs", get(jobs::page))
+            .route("/admin/apps/jobs/bulk", post(jobs::bulk))
+            .route("/admin/apps/jobs/{id}", get(jobs::job))
+            .route("/admin/apps/jobs/{id}/{action}", post(jobs::act))
             .route("/admin/apps/audit", get(ops::audit))
+            .route("/admin/apps/files", get(files::page))
+            .route("/admin/apps/files/{id}/delete", post(files::delete))
+            .route("/admin/apps/credentials", get(credentials::page))
+            .route(
+                "/admin/apps/credentials/keys/{id}/revoke",
+                post(credentials::revoke_key),
+            )
+            .route(
+                "/admin/apps/credentials/clients",
+                post(credentials::create_client),
+            )
+            .route(
+                "/admin/apps/credentials/clients/{id}/revoke",
+                post(credentials::revoke_client),
+            )
             .route("/admin/apps/schedules", get(ops::schedules))
             .route("/admin/apps/schedules/{id}/run", post(ops::run_schedule))
             .route("/admin/apps/mail", get(ops::mail))
             .route("/admin/apps/mail/{id}", get(ops::mail_one))
+            .route("/admin/apps/app/{app}", get(apps::app_page))
+            .route(
+                "/admin/apps/app/{app}/{res}",
+                get(resources::admin_list).post(resources::admin_create),
+            )
+            .route(
+                "/admin/apps/app/{app}/{res}/{id}",
+                get(resources::admin_show).post(resources::admin_update),
+            )
+            .route("/admin/apps/settings", get(apps::settings_page))
+            .route("/admin/apps/settings/{app}", post(apps::save_settings))
+            .route(
+                "/me/apps/{app}/{res}",
+                get(resources::me_list).post(resources::me_create),
+            )
+            .route(
+                "/me/apps/{app}/{res}/{id}",
+                get(resources::me_show).post(resources::me_update),
+            )
             .route("/me", get(me::page))
             .route("/web/me/profile", post(me::save_profile))
             .route("/web/me/avatar", post(me::upload_avatar))

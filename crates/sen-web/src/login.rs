@@ -30,6 +30,22 @@ pub struct LoginPage {
     pub need_totp: bool,
     /// What went wrong.
     pub error: Option<&'static str>,
+    /// Configured OpenID Connect providers: (name, button title).
+    pub providers: Vec<(String, String)>,
+}
+
+/// The sign-in buttons of the configured OpenID Connect providers.
+fn providers(ctx: &AppContext) -> Vec<(String, String)> {
+    ctx.config()
+        .auth_oidc_providers
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                p.title.clone().unwrap_or_else(|| p.name.clone()),
+            )
+        })
+        .collect()
 }
 
 /// `?next=`.
@@ -77,6 +93,7 @@ pub async fn login_page(
             email: String::new(),
             need_totp: false,
             error: None,
+            providers: providers(&ctx),
         },
     );
     if let Some(c) = set {
@@ -123,6 +140,7 @@ pub async fn login(
                 email: form.email,
                 need_totp: false,
                 error: Some(tx.forbidden_text),
+                providers: providers(&ctx),
             },
         ));
     }
@@ -163,6 +181,7 @@ pub async fn login(
                     email: form.email,
                     need_totp,
                     error,
+                    providers: providers(&ctx),
                 },
             ))
         }

@@ -50,6 +50,20 @@ pub struct MePage {
     pub notice: Option<&'static str>,
     /// What went wrong.
     pub error: Option<String>,
+    /// Tabs apps add (`App::me_pages`): (path, title).
+    pub tabs: Vec<(String, &'static str)>,
+}
+
+/// The tabs every app adds to `/me`.
+pub fn app_tabs(ctx: &AppContext) -> Vec<(String, &'static str)> {
+    ctx.apps()
+        .iter()
+        .flat_map(|a| {
+            a.me_pages()
+                .into_iter()
+                .map(move |r| (format!("/me/apps/{}/{}", a.name(), r.name), r.title))
+        })
+        .collect()
 }
 
 /// `?saved=1`.
@@ -85,6 +99,7 @@ async fn render(
     Ok(html(
         status,
         &MePage {
+            tabs: app_tabs(ctx),
             f,
             email: user.email,
             name: user.name,

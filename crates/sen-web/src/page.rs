@@ -38,6 +38,8 @@ pub struct Frame {
     pub path: String,
     /// The signed-in user's id (for the notification badge's topic).
     pub user_id: String,
+    /// While an operator acts as this user: the user's email (the banner).
+    pub impersonating: Option<String>,
 }
 
 impl Frame {
@@ -57,6 +59,11 @@ impl Frame {
             },
             path: path.to_string(),
             user_id: who.map(|p| p.user_id.clone()).unwrap_or_default(),
+            impersonating: who.filter(|p| p.impersonator.is_some()).map(|p| {
+                p.extra::<sen_auth::users::UserRow>()
+                    .map(|u| u.email.clone())
+                    .unwrap_or_else(|| p.user_id.clone())
+            }),
         }
     }
 }
@@ -174,4 +181,17 @@ pub struct Forbidden {
 /// Renders the 403 page.
 pub fn forbidden(f: Frame) -> Response {
     html(StatusCode::FORBIDDEN, &Forbidden { f })
+}
+
+/// The 404 page.
+#[derive(Template)]
+#[template(path = "not_found.html")]
+pub struct NotFound {
+    /// Frame.
+    pub f: Frame,
+}
+
+/// Renders the 404 page.
+pub fn not_found(f: Frame) -> Response {
+    html(StatusCode::NOT_FOUND, &NotFound { f })
 }

@@ -67,6 +67,7 @@ pub async fn create(
             &crate::admin::Users {
                 f,
                 q: String::new(),
+                role: String::new(),
                 users: Vec::new(),
                 next_cursor: None,
                 can_write: true,
@@ -105,6 +106,14 @@ pub struct UserPage {
     pub roles: Vec<String>,
     /// Show the grant forms.
     pub can_grant: bool,
+    /// Show session, two-factor and disable actions.
+    pub can_write: bool,
+    /// Show "act as this user".
+    pub can_impersonate: bool,
+    /// Two-factor is on.
+    pub mfa_enabled: bool,
+    /// Live sessions.
+    pub sessions: Vec<sen_auth::routes::me::SessionView>,
     /// Why the last change failed.
     pub error: Option<String>,
 }
@@ -122,7 +131,8 @@ fn split_grant(name: &str) -> GrantLine {
     }
 }
 
-async fn render(
+/// Renders a user's page (also with a refused change's message).
+pub async fn render(
     ctx: &AppContext,
     me: Principal,
     f: Frame,
@@ -131,7 +141,13 @@ async fn render(
     error: Option<String>,
 ) -> AppResult<Response> {
     let can_grant = me.has("auth:roles.write");
+    let can_write = me.has("auth:users.write");
     let Json(user) = api::get_user(State(ctx.clone()), me.clone(), Path(id.clone())).await?;
+    let sessions = sen_auth::routes::admin_sessions::live_sessions(ctx, &id, None).await?;
+    let can_impersonate = me.has("auth:users.impersonate")
+        && me.impersonator.is_none()
+        && me.user_id != id
+        && !user.disabled;
     let Json(catalogue) = api::list_roles(State(ctx.clone()), me).await?;
     Ok(html(
         status,
@@ -144,6 +160,10 @@ async fn render(
             grants: user.roles.iter().map(|r| split_grant(r)).collect(),
             roles: catalogue.roles.into_iter().map(|r| r.name).collect(),
             can_grant,
+            can_write,
+            can_impersonate,
+            mfa_enabled: user.mfa_enabled,
+            sessions,
             error,
         },
     ))
@@ -248,6 +268,8 @@ pub struct RoleLine {
     pub title: String,
     /// Its permissions, joined.
     pub permissions: String,
+    /// How many users hold it.
+    pub holders: i64,
 }
 
 /// The catalogue page.
@@ -282,6 +304,7 @@ pub async fn roles(
                 .roles
                 .into_iter()
                 .map(|r| RoleLine {
+                    holders: catalogue.holders.get(&r.name).copied().unwrap_or(0),
                     name: r.name,
                     title: r.title,
                     permissions: r.permissions.join(", "),

@@ -69,6 +69,7 @@ pub async fn create_client(
     meta: Meta,
     Json(body): Json<NewClient>,
 ) -> AppResult<Response> {
+    me.require_self()?;
     let mut errors = Vec::new();
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 100 {

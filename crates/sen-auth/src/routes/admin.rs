@@ -41,6 +41,8 @@ fn limit_of(l: Option<u32>) -> u32 {
 pub struct UserQuery {
     /// Matches email or name (substring).
     pub q: Option<String>,
+    /// Only holders of this role (globally or scoped).
+    pub role: Option<String>,
     /// Page size (1–200, default 50).
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
@@ -76,21 +78,24 @@ pub async fn list_users(
             .replace('%', "\\%")
             .replace('_', "\\_")
     );
+    let mut sql = format!(
+        "SELECT {USER_COLUMNS} FROM sen_users u WHERE u.id > ? AND (LOWER(u.email) LIKE ? ESCAPE '\\' OR LOWER(u.name) LIKE ? ESCAPE '\\')"
+    );
+    let mut values: Vec<sea_orm::Value> = vec![
+        q.cursor.unwrap_or_default().into(),
+        pattern.clone().into(),
+        pattern.into(),
+    ];
+    if let Some(role) = q.role.filter(|r| !r.is_empty()) {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM sen_user_roles r WHERE r.user_id = u.id AND r.role = ?)",
+        );
+        values.push(role.into());
+    }
+    sql.push_str(" ORDER BY u.id LIMIT ?");
+    values.push(i64::from(limit + 1).into());
     let db = ctx.db();
-    let rows = db
-        .orm()
-        .query_all_raw(db.statement(
-            &format!(
-                "SELECT {USER_COLUMNS} FROM sen_users u WHERE u.id > ? AND (LOWER(u.email) LIKE ? ESCAPE '\\' OR LOWER(u.name) LIKE ? ESCAPE '\\') ORDER BY u.id LIMIT ?"
-            ),
-            [
-                q.cursor.unwrap_or_default().into(),
-                pattern.clone().into(),
-                pattern.into(),
-                i64::from(limit + 1).into(),
-            ],
-        ))
-        .await?;
+    let rows = db.orm().query_all_raw(db.statement(&sql, values)).await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows.iter().take(limit as usize) {
         let u = UserRow::from_row(r)?;
@@ -461,6 +466,8 @@ pub struct RoleCatalogue {
     pub roles: Vec<RoleInfo>,
     /// Every permission.
     pub permissions: Vec<PermissionInfo>,
+    /// How many users hold each role (globally or scoped); absent = none.
+    pub holders: std::collections::BTreeMap<String, i64>,
 }
 
 /// Every declared role and permission.
@@ -472,9 +479,22 @@ pub async fn list_roles(
     me: Principal,
 ) -> AppResult<Json<RoleCatalogue>> {
     me.require("auth:users.read")?;
+    let db = ctx.db();
+    let rows = db
+        .orm()
+        .query_all_raw(db.statement(
+            "SELECT role, COUNT(DISTINCT user_id) AS n FROM sen_user_roles GROUP BY role",
+            [],
+        ))
+        .await?;
+    let holders = rows
+        .iter()
+        .map(|r| Ok((r.try_get("", "role")?, r.try_get("", "n")?)))
+        .collect::<Result<_, sea_orm::DbErr>>()?;
     Ok(Json(RoleCatalogue {
         roles: ctx.rbac().roles().cloned().collect(),
         permissions: ctx.rbac().permissions().cloned().collect(),
+        holders,
     }))
 }
 

@@ -55,6 +55,23 @@ pub struct KeyView {
     pub last_used_at: Option<String>,
 }
 
+impl KeyView {
+    /// Reads the columns `id, name, prefix, permissions, created_at,
+    /// expires_at, last_used_at`.
+    pub fn from_row(r: &sea_orm::QueryResult) -> Result<Self, sea_orm::DbErr> {
+        Ok(Self {
+            id: r.try_get("", "id")?,
+            name: r.try_get("", "name")?,
+            prefix: r.try_get("", "prefix")?,
+            permissions: serde_json::from_str(&r.try_get::<String>("", "permissions")?)
+                .unwrap_or_default(),
+            created_at: ms_to_iso(r.try_get("", "created_at")?),
+            expires_at: r.try_get::<Option<i64>>("", "expires_at")?.map(ms_to_iso),
+            last_used_at: r.try_get::<Option<i64>>("", "last_used_at")?.map(ms_to_iso),
+        })
+    }
+}
+
 /// A new key: the only time the secret is shown.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedKey {
@@ -93,6 +110,7 @@ pub async fn create_key(
     meta: Meta,
     Json(body): Json<NewKey>,
 ) -> AppResult<Response> {
+    me.require_self()?;
     needs_session(&me)?;
     let mut errors = Vec::new();
     let name = body.name.trim().to_string();
@@ -209,18 +227,7 @@ pub async fn list_keys(State(ctx): State<AppContext>, me: Principal) -> AppResul
         .await?;
     let items = rows
         .iter()
-        .map(|r| {
-            Ok(KeyView {
-                id: r.try_get("", "id")?,
-                name: r.try_get("", "name")?,
-                prefix: r.try_get("", "prefix")?,
-                permissions: serde_json::from_str(&r.try_get::<String>("", "permissions")?)
-                    .unwrap_or_default(),
-                created_at: ms_to_iso(r.try_get("", "created_at")?),
-                expires_at: r.try_get::<Option<i64>>("", "expires_at")?.map(ms_to_iso),
-                last_used_at: r.try_get::<Option<i64>>("", "last_used_at")?.map(ms_to_iso),
-            })
-        })
+        .map(KeyView::from_row)
         .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
     Ok(Json(KeyList { items }))
 }

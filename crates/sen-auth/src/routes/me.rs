@@ -17,7 +17,7 @@ use crate::request_meta::Meta;
 use crate::sessions;
 use crate::sign_in::password_matches;
 use crate::state::AuthState;
-use crate::users::{self, UserRow, UserView, check_name, ms_to_iso};
+use crate::users::{self, UserRow, UserView, check_name};
 
 type Problem = sen_core::error::Problem;
 
@@ -125,6 +125,7 @@ pub async fn change_password(
     meta: Meta,
     Json(body): Json<ChangePassword>,
 ) -> AppResult<StatusCode> {
+    me.require_self()?;
     let state = AuthState::of(&ctx)?;
     check_policy("new_password", &body.new_password)?;
     let db = ctx.db();
@@ -186,6 +187,8 @@ pub struct SessionView {
     pub ip: Option<String>,
     /// Whether it is the one making this request.
     pub current: bool,
+    /// The operator acting as the user in it, for an impersonation.
+    pub impersonator_id: Option<String>,
 }
 
 /// The user's live sessions.
@@ -203,33 +206,9 @@ pub async fn list_sessions(
     State(ctx): State<AppContext>,
     me: Principal,
 ) -> AppResult<Json<SessionList>> {
-    let db = ctx.db();
-    let rows = db
-        .orm()
-        .query_all_raw(db.statement(
-            "SELECT id, created_at, last_used_at, expires_at, user_agent, ip FROM sen_sessions
-             WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at DESC LIMIT 200",
-            [
-                me.user_id.clone().into(),
-                sen_core::clock::now().timestamp_millis().into(),
-            ],
-        ))
-        .await?;
-    let items = rows
-        .iter()
-        .map(|r| {
-            let id: String = r.try_get("", "id")?;
-            Ok(SessionView {
-                current: me.session_id.as_deref() == Some(id.as_str()),
-                id,
-                created_at: ms_to_iso(r.try_get("", "created_at")?),
-                last_used_at: ms_to_iso(r.try_get("", "last_used_at")?),
-                expires_at: ms_to_iso(r.try_get("", "expires_at")?),
-                user_agent: r.try_get("", "user_agent")?,
-                ip: r.try_get("", "ip")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+    let items =
+        crate::routes::admin_sessions::live_sessions(&ctx, &me.user_id, me.session_id.as_deref())
+            .await?;
     Ok(Json(SessionList { items }))
 }
 
@@ -302,6 +281,7 @@ fn mfa_conflict() -> AppError {
     (status = 409, description = "`mfa_already_enabled`", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn totp_begin(State(ctx): State<AppContext>, me: Principal) -> AppResult<Response> {
+    me.require_self()?;
     let state = AuthState::of(&ctx)?;
     let user = me_row(&me)?;
     if user.mfa_enabled {
@@ -373,6 +353,7 @@ pub async fn totp_confirm(
     meta: Meta,
     Json(body): Json<CodeBody>,
 ) -> AppResult<Response> {
+    me.require_self()?;
     let state = AuthState::of(&ctx)?;
     if me_row(&me)?.mfa_enabled {
         return Err(mfa_conflict());
@@ -456,6 +437,7 @@ pub async fn totp_disable(
     meta: Meta,
     Json(body): Json<DisableTotp>,
 ) -> AppResult<StatusCode> {
+    me.require_self()?;
     let state = AuthState::of(&ctx)?;
     if !me_row(&me)?.mfa_enabled {
         return Err(AppError::conflict(

@@ -70,6 +70,62 @@ impl App for Probe {
             sen_core::rbac::PermissionDecl::write("reports.write", "Change a region's report"),
         ]
     }
+    fn migrations(&self) -> Vec<Box<dyn sen_core::migrate::Migration>> {
+        vec![Box::new(ProbeTables)]
+    }
+    fn admin_pages(&self) -> Vec<sen_core::resource::Resource> {
+        use sen_core::resource::{Field, Resource};
+        vec![
+            Resource::new("widgets", "Widgets", "probe_widgets")
+                .permissions("probe:reports.read", "probe:reports.write")
+                .field(
+                    Field::text("name", "Name", 40)
+                        .required()
+                        .search()
+                        .sortable(),
+                )
+                .field(
+                    Field::integer("qty", "Quantity", 0, 1000)
+                        .required()
+                        .sortable(),
+                )
+                .field(Field::boolean("active", "Active").filter())
+                .field(Field::choice("colour", "Colour", &["red", "blue"]).filter())
+                .field(Field::email("contact", "Contact"))
+                .field(Field::long_text("notes", "Notes", 500)),
+        ]
+    }
+    fn me_pages(&self) -> Vec<sen_core::resource::Resource> {
+        use sen_core::resource::{Field, Resource};
+        vec![
+            Resource::new("notes", "My notes", "probe_notes")
+                .auto_id()
+                .owned_by("owner_id")
+                .permissions("probe:reports.read", "probe:reports.write")
+                .field(
+                    Field::text("title", "Title", 60)
+                        .required()
+                        .search()
+                        .sortable(),
+                )
+                .field(Field::integer("stars", "Stars", 1, 5)),
+        ]
+    }
+    fn settings(&self) -> Vec<sen_core::settings::Setting> {
+        use sen_core::settings::Setting;
+        vec![
+            Setting::flag("beta", "Beta checkout", "Shows the new checkout", false),
+            Setting::integer("page_size", "Page size", "Rows per page", (1, 100), 20),
+            Setting::choice(
+                "mode",
+                "Mode",
+                "How strict",
+                &["lenient", "strict"],
+                "lenient",
+            ),
+            Setting::text("banner", "Banner", "Shown on top", 80, ""),
+        ]
+    }
     fn roles(&self) -> Vec<sen_core::rbac::RoleDecl> {
         vec![sen_core::rbac::RoleDecl {
             name: "editor",
@@ -120,6 +176,34 @@ impl App for Probe {
                 Box::pin(async move { Ok(ok) })
             },
         )]
+    }
+}
+
+/// The tables behind the probe's generic pages: text ids for widgets,
+/// database-assigned ids (and an owner) for notes.
+pub struct ProbeTables;
+
+#[async_trait::async_trait]
+impl sen_core::migrate::Migration for ProbeTables {
+    fn name(&self) -> &'static str {
+        "0001_probe_tables"
+    }
+    async fn up(&self, tx: &sea_orm::DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        use sea_orm::ConnectionTrait;
+        tx.execute_unprepared(
+            "CREATE TABLE probe_widgets (id TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL, qty BIGINT NOT NULL,
+             active BOOLEAN NOT NULL DEFAULT FALSE, colour TEXT, contact TEXT, notes TEXT)",
+        )
+        .await?;
+        let auto = match tx.get_database_backend() {
+            sea_orm::DbBackend::Postgres => "BIGSERIAL PRIMARY KEY",
+            _ => "INTEGER PRIMARY KEY AUTOINCREMENT",
+        };
+        tx.execute_unprepared(&format!(
+            "CREATE TABLE probe_notes (id {auto}, owner_id TEXT NOT NULL, title TEXT NOT NULL, stars BIGINT)"
+        ))
+        .await?;
+        Ok(())
     }
 }
 
