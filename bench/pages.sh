@@ -35,21 +35,31 @@ import json, sqlite3, sys, time, uuid
 db = sqlite3.connect(sys.argv[1])
 now = int(time.time() * 1000)
 us = now * 1000
+ids = [str(uuid.uuid4()) for _ in range(10_000)]
 db.executemany(
     "INSERT INTO sen_users (id, email, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-    ((str(uuid.uuid4()), f"user{i}@example.com", f"Người dùng {i}", now, now) for i in range(10_000)),
+    ((ids[i], f"user{i}@example.com", f"Người dùng {i}", now, now) for i in range(10_000)),
 )
+db.executemany(
+    "INSERT INTO sen_api_keys (id, user_id, name, prefix, key_hash, permissions, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    ((str(uuid.uuid4()), ids[i], f"key {i}", f"sen_{i:04d}", uuid.uuid4().hex, "[]", now) for i in range(10_000)),
+)
+dead = []
 def jobs():
     for i in range(100_000):
         state = "dead" if i % 5 == 0 else "completed"
         errors = json.dumps([{"attempt": 1, "at": "2026-12-01T00:00:00Z", "error": f"boom {i}"}]) if state == "dead" else "[]"
-        yield (str(uuid.uuid4()), "default", "bench.noop", "{}", state, us, 1, 3, 60000, errors, us, us)
+        jid = str(uuid.uuid4())
+        if state == "dead": dead.append(jid)
+        yield (jid, ("default", "mail", "reports")[i % 3], "bench.noop", "{}", state, us, 1, 3, 60000, errors, us, us)
 db.executemany(
     "INSERT INTO sen_jobs (id, queue, kind, args, state, run_at, attempt, max_attempts, timeout_ms, errors, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     jobs(),
 )
 db.commit()
+open(sys.argv[1] + ".ids", "w").write(f"{ids[0]} {dead[0]}\n")
 PY
+read -r some_user some_dead < "$work/sen.db.ids"
 
 target/release/sen serve 2>"$work/serve.log" & pids+=($!)
 wait_port "$port"
@@ -58,7 +68,9 @@ token=$(curl -s -X POST "$base/api/v1/auth/login" -H 'content-type: application/
   -d '{"email":"bench@example.com","password":"a long pass phrase"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
 rows=""
-for page in "/admin/apps" "/admin/apps/users?q=user12" "/admin/apps/users" "/admin/apps/jobs?state=dead" "/admin/apps/audit" "/admin/apps/schedules" "/me"; do
+for page in "/admin/apps" "/admin/apps/users?q=user12" "/admin/apps/users" "/admin/apps/users/$some_user" "/admin/apps/roles" \
+    "/admin/apps/jobs?state=dead" "/admin/apps/jobs/$some_dead" "/admin/apps/credentials" "/admin/apps/files" \
+    "/admin/apps/settings" "/admin/apps/audit" "/admin/apps/schedules" "/me"; do
   status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$base$page")
   [ "$status" = 200 ] || { echo "$page answered $status" >&2; exit 1; }
   wrk -t1 -c4 -d1s -H "Authorization: Bearer $token" "$base$page" >/dev/null 2>&1 || true
@@ -77,7 +89,7 @@ echo "$table"
 
 section="## Pages (bench/pages.sh)
 
-$(date -u +%F), $(nproc) cores, \`sen serve\` (release, SQLite) with 10,000 users and 100,000 jobs (20,000 dead); wrk -t1 -c4 on the same cores, ${DURATION} s per page, signed in as the owner.
+$(date -u +%F), $(nproc) cores, \`sen serve\` (release, SQLite) with 10,000 users, 10,000 API keys and 100,000 jobs in three queues (20,000 dead); wrk -t1 -c4 on the same cores, ${DURATION} s per page, signed in as the owner.
 
 $table"
 python3 - "$section" <<'PY'

@@ -68,6 +68,7 @@ impl App for AuthApp {
             Box::new(schema::IndexRevocations),
             Box::new(schema::DropAuthMail),
             Box::new(schema::SessionImpersonator),
+            Box::new(schema::IndexLiveKeys),
         ]
     }
 

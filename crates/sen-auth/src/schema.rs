@@ -283,3 +283,19 @@ impl Migration for SessionImpersonator {
         Ok(())
     }
 }
+
+/// The operators' key list walks live keys newest first.
+pub struct IndexLiveKeys;
+
+#[async_trait]
+impl Migration for IndexLiveKeys {
+    fn name(&self) -> &'static str {
+        "0007_live_keys"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        tx.execute_unprepared("CREATE INDEX sen_api_keys_live ON sen_api_keys (revoked_at, id)")
+            .await?;
+        Ok(())
+    }
+}

@@ -61,6 +61,10 @@ pub struct Card {
     pub title: &'static str,
     /// One sentence.
     pub description: &'static str,
+    /// The app's icon name (a hook for themes).
+    pub icon: &'static str,
+    /// The title's first letter, drawn as the icon.
+    pub initial: char,
 }
 
 /// The dashboard home.
@@ -122,7 +126,7 @@ async fn health(ctx: &AppContext) -> Health {
         return h;
     }
     let ready = ctx.readiness().await;
-    let (queued, dead) = match sen_jobs::queue::stats(ctx.db()).await {
+    let (queued, dead) = match queue_stats(ctx).await {
         Ok(stats) => stats.iter().fold((0, 0), |(q, d), s| {
             let n = |k: &str| s.states.get(k).copied().unwrap_or(0);
             (
@@ -157,6 +161,48 @@ pub fn may_administer(me: &Principal, app: &str) -> bool {
     })
 }
 
+/// Per-queue counts, read at most every [`HEALTH_TTL`] per process:
+/// counting 100,000 jobs costs more than the pages that show them. Job
+/// actions on this instance forget them ([`forget_queue_stats`]).
+#[derive(Default)]
+struct StatsCache(std::sync::Mutex<Option<(std::time::Instant, Vec<sen_jobs::queue::QueueStats>)>>);
+
+fn stats_cache(ctx: &AppContext) -> std::sync::Arc<StatsCache> {
+    ctx.extension::<StatsCache>().unwrap_or_else(|| {
+        let c = std::sync::Arc::new(StatsCache::default());
+        ctx.insert_extension(c.clone());
+        c
+    })
+}
+
+/// The queues' counts (at most [`HEALTH_TTL`] old).
+pub async fn queue_stats(ctx: &AppContext) -> AppResult<Vec<sen_jobs::queue::QueueStats>> {
+    let cache = stats_cache(ctx);
+    if let Some((at, stats)) = &*cache
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        && at.elapsed() < HEALTH_TTL
+    {
+        return Ok(stats.clone());
+    }
+    let stats = sen_jobs::queue::stats(ctx.db()).await?;
+    *cache
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Some((std::time::Instant::now(), stats.clone()));
+    Ok(stats)
+}
+
+/// Drops the cached counts (after this instance changed jobs).
+pub fn forget_queue_stats(ctx: &AppContext) {
+    *stats_cache(ctx)
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+}
+
 /// `GET /admin/apps`.
 pub async fn home(
     State(ctx): State<AppContext>,
@@ -177,6 +223,8 @@ pub async fn home(
             name: a.name(),
             title: a.title(),
             description: a.description(),
+            icon: a.icon(),
+            initial: a.title().chars().next().unwrap_or('·'),
         })
         .collect();
     html(

@@ -35,8 +35,10 @@ pub struct Created {
 pub struct CredentialsPage {
     /// Frame.
     pub f: Frame,
-    /// Live keys (newest 200).
+    /// A page of live keys, newest first.
     pub keys: Vec<OwnedKey>,
+    /// The next page of keys.
+    pub next_cursor: Option<String>,
     /// Live clients.
     pub clients: Vec<ClientView>,
     /// Show revoke and the register form.
@@ -58,9 +60,11 @@ async fn render(
     status: StatusCode,
     created: Option<Created>,
     refused: Option<(String, String, String)>,
+    cursor: Option<String>,
 ) -> AppResult<Response> {
     let query = KeyQuery {
-        limit: Some(200),
+        limit: Some(50),
+        cursor,
         ..KeyQuery::default()
     };
     let Json(keys) = api::list_keys(State(ctx.clone()), me.clone(), Query(query)).await?;
@@ -74,6 +78,7 @@ async fn render(
         &CredentialsPage {
             f,
             keys: keys.items,
+            next_cursor: keys.next_cursor,
             clients: clients.items,
             can_write: me.has(api::WRITE),
             created,
@@ -99,17 +104,25 @@ fn gate(
     Ok((me, f))
 }
 
+/// `?cursor=` (the next page of keys).
+#[derive(Debug, serde::Deserialize)]
+pub struct Cursor {
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
 /// `GET /admin/apps/credentials`.
 pub async fn page(
     State(ctx): State<AppContext>,
     who: Option<Principal>,
     headers: HeaderMap,
+    Query(q): Query<Cursor>,
 ) -> AppResult<Response> {
     let (me, f) = match gate(&ctx, &headers, who, api::READ, None) {
         Ok(v) => v,
         Err(r) => return Ok(*r),
     };
-    render(&ctx, me, f, StatusCode::OK, None, None).await
+    render(&ctx, me, f, StatusCode::OK, None, None, q.cursor).await
 }
 
 /// `POST /admin/apps/credentials/keys/{id}/revoke`.
@@ -193,11 +206,20 @@ pub async fn create_client(
                 client_id: v["client_id"].as_str().unwrap_or_default().to_string(),
                 secret: v["client_secret"].as_str().map(str::to_string),
             };
-            render(&ctx, me, f, StatusCode::CREATED, Some(created), None).await
+            render(&ctx, me, f, StatusCode::CREATED, Some(created), None, None).await
         }
         Err(e) if e.status().is_client_error() => {
             let status = e.status();
-            render(&ctx, me, f, status, None, Some((describe(&e), name, uris))).await
+            render(
+                &ctx,
+                me,
+                f,
+                status,
+                None,
+                Some((describe(&e), name, uris)),
+                None,
+            )
+            .await
         }
         Err(e) => Err(e),
     }

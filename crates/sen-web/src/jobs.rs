@@ -2,7 +2,8 @@
 //! (the dead-letter view by default), one job with its arguments and
 //! every attempt's error, retry or cancel one job, the ticked ones, or
 //! every dead job at once. The list re-reads itself when a job changes
-//! (realtime topic `admin:jobs`).
+//! (realtime topic `admin:jobs`); the queue counts are at most two
+//! seconds old (`admin::queue_stats`).
 
 use askama::Template;
 use axum::body::Bytes;
@@ -120,10 +121,14 @@ pub async fn page(
         .state
         .filter(|s| states.contains(&s.as_str()))
         .unwrap_or_else(|| "dead".into());
-    let Json(queues) = api::list_queues(State(ctx.clone()), me.clone()).await?;
+    let queues: Vec<QueueView> = crate::admin::queue_stats(&ctx)
+        .await?
+        .into_iter()
+        .map(QueueView::from)
+        .collect();
     let queue = q
         .queue
-        .filter(|n| queues.items.iter().any(|v| &v.queue == n))
+        .filter(|n| queues.iter().any(|v| &v.queue == n))
         .unwrap_or_default();
     let filter = sen_jobs::queue::JobFilter {
         state: Some(state.clone()),
@@ -159,7 +164,7 @@ pub async fn page(
         StatusCode::OK,
         &Jobs {
             f,
-            queues: queues.items.into_iter().map(queue_line).collect(),
+            queues: queues.into_iter().map(queue_line).collect(),
             state,
             queue,
             states,
@@ -306,6 +311,7 @@ pub async fn act(
         "cancel" => api::cancel_job(State(ctx.clone()), me.clone(), Path(id.clone())).await,
         _ => return Err(AppError::not_found()),
     };
+    crate::admin::forget_queue_stats(&ctx);
     match done {
         Ok(_) => {
             let back = field(&form, "back");
@@ -378,6 +384,7 @@ pub async fn bulk(
         }
         _ => return Ok(forbidden(f)),
     }
+    crate::admin::forget_queue_stats(&ctx);
     let back = local(field(&form, "back"));
     let back = if back.starts_with("/admin/apps/jobs") {
         back

@@ -15,6 +15,7 @@ use reqwest::Method;
 use sea_orm::ConnectionTrait;
 use sen_testkit::{TestApp, assert_problem};
 use serde_json::{Value, json};
+use thirtyfour::Key;
 use thirtyfour::prelude::*;
 
 const PW: &str = "a long pass phrase";
@@ -673,8 +674,12 @@ async fn live_connected(d: &WebDriver) {
     .await;
 }
 
+/// The page's text ("" while a navigation replaces the page).
 async fn text_of(d: &WebDriver) -> String {
-    d.find(By::Tag("body")).await.unwrap().text().await.unwrap()
+    match d.find(By::Tag("body")).await {
+        Ok(body) => body.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1028,5 +1033,394 @@ async fn an_operator_and_a_user_in_a_real_browser() {
         .unwrap();
     d.goto(app.url("/admin/apps")).await.unwrap();
     assert!(d.current_url().await.unwrap().path().starts_with("/login"));
+    b.quit().await;
+}
+
+/// Checks the open page: every control labelled, images with alt text,
+/// buttons and links with names, `lang` set, one `h1`, and every visible
+/// text at WCAG AA contrast against its background (4.5:1, 3:1 large).
+const A11Y_AUDIT: &str = r#"
+const problems = [];
+const lum = (c) => {
+  const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null;
+  const p = m[1].split(',').map((s) => parseFloat(s));
+  const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return { l: 0.2126 * f(p[0]) + 0.7152 * f(p[1]) + 0.0722 * f(p[2]), a: p.length > 3 ? p[3] : 1 };
+};
+const bg = (el) => {
+  for (; el; el = el.parentElement) { const L = lum(getComputedStyle(el).backgroundColor); if (L && L.a > 0.5) return L.l; }
+  return 1;
+};
+document.querySelectorAll('input:not([type=hidden]), select, textarea').forEach((el) => {
+  if (!((el.labels && el.labels.length) || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')))
+    problems.push('unlabelled control ' + el.outerHTML.slice(0, 90));
+});
+document.querySelectorAll('img').forEach((el) => { if (!el.hasAttribute('alt')) problems.push('image without alt ' + el.src); });
+document.querySelectorAll('button, a[href]').forEach((el) => {
+  if (!(el.textContent.trim() || el.getAttribute('aria-label'))) problems.push('nameless control ' + el.outerHTML.slice(0, 90));
+});
+if (!document.documentElement.lang) problems.push('no lang');
+const h1 = document.querySelectorAll('h1').length; if (h1 !== 1) problems.push(h1 + ' h1 elements');
+const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+const seen = new Set();
+while (walk.nextNode()) {
+  const t = walk.currentNode, el = t.parentElement;
+  if (!t.textContent.trim() || seen.has(el) || el.closest('option, svg')) continue;
+  seen.add(el);
+  const cs = getComputedStyle(el);
+  if (cs.visibility === 'hidden' || el.getClientRects().length === 0) continue;
+  const fg = lum(cs.color); if (!fg) continue;
+  const b = bg(el), hi = Math.max(fg.l, b), lo = Math.min(fg.l, b), ratio = (hi + 0.05) / (lo + 0.05);
+  const size = parseFloat(cs.fontSize), bold = parseInt(cs.fontWeight, 10) >= 700;
+  const need = size >= 24 || (size >= 18.66 && bold) ? 3 : 4.5;
+  if (ratio < need) problems.push('contrast ' + ratio.toFixed(2) + ' < ' + need + ': ' + el.tagName + ' "' + t.textContent.trim().slice(0, 40) + '"');
+}
+return problems;
+"#;
+
+async fn audit(d: &WebDriver, path: &str) {
+    let problems: Vec<String> = d
+        .execute(A11Y_AUDIT, Vec::new())
+        .await
+        .unwrap()
+        .convert()
+        .unwrap();
+    assert!(problems.is_empty(), "{path}: {problems:#?}");
+}
+
+async fn focused_id(d: &WebDriver) -> String {
+    d.active_element()
+        .await
+        .unwrap()
+        .id()
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+async fn tab(d: &WebDriver) {
+    d.action_chain()
+        .send_keys(Key::Tab)
+        .perform()
+        .await
+        .unwrap();
+}
+
+async fn type_into(d: &WebDriver, id: &str, text: &str) {
+    let e = d.find(By::Id(id)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+async fn click(d: &WebDriver, id: &str) {
+    d.find(By::Id(id)).await.unwrap().click().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_roles_impersonation_settings_and_tables_in_a_real_browser() {
+    let app = spawn(sen_testkit::Backend::Sqlite).await;
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let email = "root@example.com";
+    sen_auth::admin_cli::create_owner(&app.ctx, email, Some("Root"), PW.into())
+        .await
+        .unwrap();
+    let job = dead_job(&app, "smtp timeout").await;
+    let b = sen_testkit::browser::Browser::start().await;
+    let d = &b.driver;
+
+    // Signing in by keyboard alone: Tab reaches each field with a visible
+    // focus ring, Enter submits.
+    // The audit itself catches what it looks for.
+    d.goto(app.url("/login")).await.unwrap();
+    d.execute(
+        "const m = document.querySelector('main'); m.insertAdjacentHTML('beforeend', '<input id=\"bare\"><p id=\"faint\">faint</p>'); document.getElementById('faint').style.color = '#bbb';",
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    let found: Vec<String> = d
+        .execute(A11Y_AUDIT, Vec::new())
+        .await
+        .unwrap()
+        .convert()
+        .unwrap();
+    assert!(
+        found.iter().any(|p| p.contains("unlabelled control"))
+            && found.iter().any(|p| p.contains("faint")),
+        "{found:?}"
+    );
+    d.goto(app.url("/login?next=/admin/apps")).await.unwrap();
+    audit(d, "/login").await;
+    let mut path = Vec::new();
+    for _ in 0..20 {
+        tab(d).await;
+        let id = focused_id(d).await;
+        let outline: String = d
+            .execute(
+                "return getComputedStyle(document.activeElement).outlineStyle",
+                Vec::new(),
+            )
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
+        assert_ne!(outline, "none", "focus is visible on {id:?}");
+        path.push(id.clone());
+        if id == "email" {
+            break;
+        }
+    }
+    assert_eq!(path.last().map(String::as_str), Some("email"), "{path:?}");
+    d.action_chain().send_keys(email).perform().await.unwrap();
+    tab(d).await;
+    assert_eq!(focused_id(d).await, "password");
+    d.action_chain()
+        .send_keys(format!("{PW}{}", char::from(Key::Enter)))
+        .perform()
+        .await
+        .unwrap();
+    wait_for("the dashboard", || async {
+        d.current_url().await.unwrap().path() == "/admin/apps"
+    })
+    .await;
+    assert_eq!(
+        d.find_all(By::Css(".chart polyline")).await.unwrap().len(),
+        4,
+        "the charts"
+    );
+    audit(d, "/admin/apps").await;
+
+    // Create a user, give them a role scoped to one region.
+    d.goto(app.url("/admin/apps/users")).await.unwrap();
+    type_into(d, "new-email", "kim@example.com").await;
+    type_into(d, "new-name", "Kim").await;
+    type_into(d, "new-password", PW).await;
+    click(d, "create-user").await;
+    wait_for("the new user's page", || async {
+        d.find(By::Id("user-email")).await.is_ok()
+    })
+    .await;
+    let kim_page = d.current_url().await.unwrap().path().to_string();
+    let kim = kim_page.rsplit('/').next().unwrap().to_string();
+    d.find(By::Css("#grant-role option[value='probe.editor']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    type_into(d, "grant-scope", "region-7").await;
+    click(d, "grant").await;
+    wait_for("the grant listed", || async {
+        text_of(d).await.contains("region-7")
+    })
+    .await;
+    audit(d, "user page").await;
+    b.screenshot(&shots, "admin-user").await;
+    let (user, _) = sen_auth::users::by_id(&app.ctx, app.ctx.db().orm(), &kim)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.email, "kim@example.com");
+    let kim_token = common::login_token(&app, "kim@example.com", PW).await;
+    let roles: Value = app
+        .request(Method::GET, "/api/v1/me")
+        .bearer_auth(&kim_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(roles["roles"], json!(["probe.editor@region-7"]));
+    d.goto(app.url("/admin/apps/roles")).await.unwrap();
+    audit(d, "/admin/apps/roles").await;
+
+    // Act as Kim: the banner says so on every page; back again.
+    d.goto(app.url(&kim_page)).await.unwrap();
+    click(d, "impersonate").await;
+    wait_for("Kim's profile", || async {
+        d.current_url().await.unwrap().path() == "/me"
+    })
+    .await;
+    let banner = d
+        .find(By::Id("impersonation-banner"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(banner.contains("kim@example.com"), "{banner}");
+    assert_eq!(
+        d.find(By::Id("name")).await.unwrap().value().await.unwrap(),
+        Some("Kim".into())
+    );
+    audit(d, "/me while impersonating").await;
+    b.screenshot(&shots, "impersonating").await;
+    d.goto(app.url("/admin/apps")).await.unwrap();
+    assert!(
+        d.find(By::Id("forbidden")).await.is_ok(),
+        "Kim is no operator"
+    );
+    assert!(d.find(By::Id("impersonation-banner")).await.is_ok());
+    click(d, "stop-impersonating").await;
+    wait_for("back as the operator", || async {
+        d.current_url().await.unwrap().path() == kim_page
+    })
+    .await;
+    assert!(
+        d.find_all(By::Id("impersonation-banner"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(text_of(d).await.contains("region-7"));
+
+    // Settings: a refused value is named beside its field; then saved.
+    d.goto(app.url("/admin/apps/settings")).await.unwrap();
+    type_into(d, "set-probe-page_size", "500").await;
+    click(d, "save-probe").await;
+    wait_for("the refusal", || async {
+        d.find(By::Id("err-probe-page_size")).await.is_ok()
+    })
+    .await;
+    audit(d, "settings with an error").await;
+    b.screenshot(&shots, "settings-error").await;
+    type_into(d, "set-probe-page_size", "30").await;
+    click(d, "set-probe-beta").await;
+    click(d, "save-probe").await;
+    wait_for("saved", || async { d.find(By::Id("notice")).await.is_ok() }).await;
+    assert_eq!(
+        sen_core::settings::integer(&app.ctx, "probe", "page_size")
+            .await
+            .unwrap(),
+        30
+    );
+    assert!(
+        sen_core::settings::flag(&app.ctx, "probe", "beta")
+            .await
+            .unwrap()
+    );
+
+    // A declared table: create with a mistake, fix it, find it in the list.
+    d.goto(app.url("/admin/apps/app/probe")).await.unwrap();
+    audit(d, "app page").await;
+    d.find(By::LinkText("Widgets"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click(d, "new-row").await;
+    type_into(d, "in-name", "Sprocket").await;
+    type_into(d, "in-qty", "many").await;
+    click(d, "save-row").await;
+    wait_for("the inline error", || async {
+        d.find(By::Id("err-qty")).await.is_ok()
+    })
+    .await;
+    audit(d, "resource form with an error").await;
+    b.screenshot(&shots, "resource-form-error").await;
+    type_into(d, "in-qty", "12").await;
+    click(d, "save-row").await;
+    wait_for("saved row", || async {
+        d.find_all(By::Id("err-qty")).await.unwrap().is_empty()
+            && d.find(By::Id("delete-row")).await.is_ok()
+    })
+    .await;
+    d.goto(app.url("/admin/apps/app/probe/widgets?q=sprock"))
+        .await
+        .unwrap();
+    assert_eq!(d.find_all(By::Css("tr.row")).await.unwrap().len(), 1);
+    audit(d, "resource list").await;
+    b.screenshot(&shots, "resource-list").await;
+
+    // The other sections pass the same audit.
+    for path in [
+        "/admin/apps/credentials".to_string(),
+        "/admin/apps/jobs".to_string(),
+        format!("/admin/apps/jobs/{job}"),
+        "/admin/apps/schedules".to_string(),
+        "/admin/apps/mail".to_string(),
+        "/admin/apps/audit".to_string(),
+        "/admin/apps/files".to_string(),
+        "/me/keys".to_string(),
+        "/me/notifications".to_string(),
+        "/me/apps/probe/notes".to_string(),
+        "/me/apps/probe/notes/new".to_string(),
+    ] {
+        d.goto(app.url(&path)).await.unwrap();
+        audit(d, &path).await;
+    }
+    b.screenshot(&shots, "admin-job").await;
+
+    // Turn on two-factor by reading the secret under the QR code.
+    d.goto(app.url("/me/security")).await.unwrap();
+    click(d, "enable-totp").await;
+    let secret = d
+        .find(By::Id("totp-secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(d.find(By::Css("#qr svg")).await.is_ok(), "the QR code");
+    audit(d, "/me/security enrolling").await;
+    type_into(d, "confirm-code", &totp_code(&secret, now_secs())).await;
+    click(d, "confirm-totp").await;
+    wait_for("recovery codes", || async {
+        d.find(By::Id("recovery-codes")).await.is_ok()
+    })
+    .await;
+    assert_eq!(
+        d.find_all(By::Css("#recovery-codes li"))
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    b.screenshot(&shots, "me-security-totp").await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": PW}),
+        )
+        .await;
+    assert_problem(r, 401, "mfa_required").await;
+
+    // A phone: nothing is wider than the screen.
+    d.set_window_rect(0, 0, 390, 844).await.unwrap();
+    for path in [
+        "/admin/apps",
+        "/admin/apps/users",
+        "/admin/apps/jobs",
+        "/admin/apps/credentials",
+        "/admin/apps/app/probe/widgets",
+        "/me",
+    ] {
+        d.goto(app.url(path)).await.unwrap();
+        let (scroll, inner): (i64, i64) = d
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth]",
+                Vec::new(),
+            )
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
+        let wide: Vec<String> = d
+            .execute(
+                "return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id)",
+                Vec::new(),
+            )
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
+        assert!(
+            scroll <= inner,
+            "{path} is {scroll}px wide on a {inner}px screen: {wide:?}"
+        );
+    }
+    b.screenshot(&shots, "phone-me").await;
     b.quit().await;
 }
