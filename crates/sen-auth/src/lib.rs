@@ -151,7 +151,10 @@ impl App for AuthApp {
         OpenApiRouter::new()
             .routes(routes!(routes::me::get_me, routes::me::patch_me))
             .routes(routes!(routes::me::change_password))
-            .routes(routes!(routes::me::list_sessions))
+            .routes(routes!(
+                routes::me::list_sessions,
+                routes::me::revoke_other_sessions
+            ))
             .routes(routes!(routes::me::delete_session))
             .routes(routes!(routes::me::totp_begin, routes::me::totp_disable))
             .routes(routes!(routes::me::totp_confirm))

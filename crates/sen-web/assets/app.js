@@ -9,6 +9,18 @@
 // - `#notif-badge[data-user]` shows the unread count and follows
 //   `user:{id}`.
 // - <html data-live="open"> once the stream is connected (tests wait on it).
+// - The avatar picker shows the chosen image before it is uploaded.
+(function () {
+  var pick = document.getElementById("file");
+  var preview = document.getElementById("avatar-preview");
+  if (pick && preview) {
+    pick.addEventListener("change", function () {
+      if (preview.src) { URL.revokeObjectURL(preview.src); }
+      var f = pick.files && pick.files[0];
+      if (f) { preview.src = URL.createObjectURL(f); preview.hidden = false; } else { preview.hidden = true; }
+    });
+  }
+})();
 (function () {
   var watchers = [];
   function on(topics, fn) {

@@ -349,6 +349,10 @@ pub struct Texts {
     pub not_found_text: &'static str,
     /// "Settings and feature flags".
     pub settings: &'static str,
+    /// Sessions table: device column.
+    pub device: &'static str,
+    /// Ends the user's other sessions.
+    pub revoke_others: &'static str,
 }
 
 /// English.
@@ -501,6 +505,8 @@ pub static EN: Texts = Texts {
     not_found: "Not found",
     not_found_text: "There is nothing at this address.",
     settings: "Settings and feature flags",
+    device: "Device",
+    revoke_others: "Sign out all other sessions",
 };
 
 /// Tiếng Việt.
@@ -653,4 +659,6 @@ pub static VI: Texts = Texts {
     not_found: "Không tìm thấy",
     not_found_text: "Không có gì ở địa chỉ này.",
     settings: "Cài đặt và cờ tính năng",
+    device: "Thiết bị",
+    revoke_others: "Đăng xuất mọi phiên khác",
 };

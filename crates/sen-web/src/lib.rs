@@ -182,6 +182,7 @@ impl App for WebApp {
             .route("/web/me/profile", post(me::save_profile))
             .route("/web/me/avatar", post(me::upload_avatar))
             .route("/web/me/sessions/{id}/revoke", post(me::revoke_session))
+            .route("/web/me/sessions/revoke-others", post(me::revoke_others))
             .route("/me/security", get(security::page))
             .route("/me/notifications", get(notes::page))
             .route("/me/keys", get(keys::page))

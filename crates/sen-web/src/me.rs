@@ -219,6 +219,25 @@ pub async fn upload_avatar(
     }
 }
 
+/// `POST /web/me/sessions/revoke-others`: "sign out all other sessions".
+pub async fn revoke_others(
+    State(ctx): State<AppContext>,
+    who: Option<Principal>,
+    meta: Meta,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> AppResult<Response> {
+    let me = match signed_in(who) {
+        Ok(p) => p,
+        Err(r) => return Ok(*r),
+    };
+    if !csrf_ok(&ctx, Some(&me), &headers, &form.csrf) {
+        return Ok(forbidden(Frame::new(&ctx, &headers, Some(&me), "/me")));
+    }
+    sen_auth::routes::me::revoke_other_sessions(State(ctx.clone()), me, meta).await?;
+    Ok(see_other("/me?saved=1"))
+}
+
 /// `POST /web/me/sessions/{id}/revoke`.
 pub async fn revoke_session(
     State(ctx): State<AppContext>,

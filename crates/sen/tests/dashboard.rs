@@ -1337,7 +1337,44 @@ async fn roles_page_shows_who_holds_what(app: TestApp) {
     assert_eq!(cat["holders"]["probe.editor"], 1);
 }
 
+async fn sign_out_others_keeps_this_session(app: TestApp) {
+    let (_, one) = signup(&app, "bo@example.com").await;
+    let two = common::login_token(&app, "bo@example.com", PW).await;
+    let three = common::login_token(&app, "bo@example.com", PW).await;
+    let r = send(&app, &three, Method::DELETE, "/api/v1/me/sessions", None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["ended"], 2);
+    assert_eq!(get(&app, &one, "/api/v1/me").await.status(), 401);
+    assert_eq!(get(&app, &two, "/api/v1/me").await.status(), 401);
+    assert_eq!(get(&app, &three, "/api/v1/me").await.status(), 200);
+    // The page's button does the same, and needs the form token.
+    let four = common::login_token(&app, "bo@example.com", PW).await;
+    let html = page(&app, &three, "/me").await;
+    assert!(html.contains("id=\"revoke-others\""));
+    let r = post_form(
+        &app,
+        &three,
+        "/web/me/sessions/revoke-others",
+        &[("csrf", "forged")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(get(&app, &four, "/api/v1/me").await.status(), 200);
+    let csrf = csrf_of(&app, &three, "/me").await;
+    let r = post_form(
+        &app,
+        &three,
+        "/web/me/sessions/revoke-others",
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(get(&app, &four, "/api/v1/me").await.status(), 401);
+    assert_eq!(get(&app, &three, "/api/v1/me").await.status(), 200);
+}
+
 sen_testkit::both_backends!(spawn;
+    sign_out_others_keeps_this_session,
     operators_end_sessions_and_reset_two_factor,
     impersonation_is_limited_audited_and_reversible,
     credentials_pages_find_and_cut_off_keys_and_clients,

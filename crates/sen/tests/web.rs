@@ -900,6 +900,20 @@ async fn an_operator_and_a_user_in_a_real_browser() {
         .send_keys(png.to_str().unwrap())
         .await
         .unwrap();
+    let preview = d.find(By::Id("avatar-preview")).await.unwrap();
+    wait_for("the preview", || async {
+        preview.is_displayed().await.unwrap_or(false)
+    })
+    .await;
+    assert!(
+        preview
+            .attr("src")
+            .await
+            .unwrap()
+            .unwrap()
+            .starts_with("blob:"),
+        "the chosen file is previewed before upload"
+    );
     d.find(By::Id("upload"))
         .await
         .unwrap()

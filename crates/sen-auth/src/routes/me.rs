@@ -212,6 +212,39 @@ pub async fn list_sessions(
     Ok(Json(SessionList { items }))
 }
 
+/// Ends every session of the user but this one ("sign out others").
+#[utoipa::path(delete, path = "/api/v1/me/sessions", tag = "me", responses(
+    (status = 200, description = "How many ended", body = crate::routes::admin_sessions::Ended),
+    (status = 403, description = "`session_required` (an API key has no session to keep)", body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn revoke_other_sessions(
+    State(ctx): State<AppContext>,
+    me: Principal,
+    meta: Meta,
+) -> AppResult<Json<crate::routes::admin_sessions::Ended>> {
+    let Some(keep) = me.session_id.as_deref() else {
+        return Err(AppError::new(StatusCode::FORBIDDEN, "session_required")
+            .with_detail("Sign in to end your other sessions."));
+    };
+    let db = ctx.db();
+    let tx = db.begin_write().await?;
+    let ended = sessions::revoke_all_but(&ctx, &tx, &me.user_id, Some(keep), "user").await?;
+    audit::record(
+        db,
+        &tx,
+        Entry {
+            actor: Some(&me.user_id),
+            action: "session.revoke_others",
+            target: Some(&me.user_id),
+            ip: meta.ip.as_deref(),
+            detail: serde_json::json!({"ended": ended}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(crate::routes::admin_sessions::Ended { ended }))
+}
+
 /// Ends one of the user's own sessions (another user's id: 404).
 #[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "me",
     params(("id" = String, Path, description = "Session id")),
