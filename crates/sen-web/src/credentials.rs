@@ -67,7 +67,7 @@ async fn render(
         cursor,
         ..KeyQuery::default()
     };
-    let Json(keys) = api::list_keys(State(ctx.clone()), me.clone(), Query(query)).await?;
+    let Json(keys) = api::list_all_keys(State(ctx.clone()), me.clone(), Query(query)).await?;
     let Json(clients) = api::list_clients(State(ctx.clone()), me.clone()).await?;
     let (error, form_name, form_uris) = match refused {
         Some((e, n, u)) => (Some(e), n, u),
@@ -138,7 +138,7 @@ pub async fn revoke_key(
         Ok(v) => v,
         Err(r) => return Ok(*r),
     };
-    api::revoke_key(State(ctx.clone()), me, meta, Path(id)).await?;
+    api::revoke_any_key(State(ctx.clone()), me, meta, Path(id)).await?;
     Ok(see_other(PATH))
 }
 

@@ -29,8 +29,8 @@ pub const WRITE: &str = "auth:credentials.write";
 /// The routes of this file.
 pub fn routes() -> OpenApiRouter<AppContext> {
     OpenApiRouter::new()
-        .routes(routes!(list_keys))
-        .routes(routes!(revoke_key))
+        .routes(routes!(list_all_keys))
+        .routes(routes!(revoke_any_key))
         .routes(routes!(list_clients))
         .routes(routes!(revoke_client))
 }
@@ -77,7 +77,7 @@ pub struct KeyPage {
     (status = 200, description = "A page of keys", body = KeyPage),
     (status = 403, description = "Lacks `auth:credentials.read`", body = Problem, content_type = "application/problem+json"),
 ))]
-pub async fn list_keys(
+pub async fn list_all_keys(
     State(ctx): State<AppContext>,
     me: Principal,
     Query(q): Query<KeyQuery>,
@@ -129,7 +129,7 @@ pub async fn list_keys(
         (status = 403, description = "Lacks `auth:credentials.write`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such live key", body = Problem, content_type = "application/problem+json"),
 ))]
-pub async fn revoke_key(
+pub async fn revoke_any_key(
     State(ctx): State<AppContext>,
     me: Principal,
     meta: Meta,
