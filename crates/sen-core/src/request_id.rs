@@ -1,5 +1,5 @@
 //! The id of the request being served, visible to any code running inside
-//! the request's task (error bodies quote it; log lines carry it via the span).
+//! the request's task (error bodies quote it; the log format adds it to each line).
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -8,6 +8,21 @@ tokio::task_local! {
 /// Runs `fut` with `id` as the current request id.
 pub async fn scope<F: std::future::Future>(id: String, fut: F) -> F::Output {
     REQUEST_ID.scope(id, fut).await
+}
+
+/// `fut` with `id` as its current request id, as a nameable future (for
+/// hand-written services).
+pub fn scoped<F: std::future::Future>(
+    id: String,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<String, F> {
+    REQUEST_ID.scope(id, fut)
+}
+
+/// Runs `f` with `id` as the current request id (for a log line written
+/// after the request's own future has finished).
+pub fn sync_scope<R>(id: String, f: impl FnOnce() -> R) -> R {
+    REQUEST_ID.sync_scope(id, f)
 }
 
 /// The current request id, when called inside a request.

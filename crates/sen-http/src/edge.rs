@@ -1,16 +1,23 @@
-//! The outermost middleware, one layer for what every request needs: the
-//! request id (echoed, on the span, current for error bodies), the tracing
-//! span, the metrics record and the security headers. One layer instead of
-//! four: each `from_fn` layer clones the inner service and boxes a future
-//! per request, which the HTTP benchmark showed on a 2-core machine.
+//! The outermost layer, one for what every request needs: the request id
+//! (echoed, current for error bodies and log lines), the metrics record,
+//! the dashboard's activity count and the security headers.
+//!
+//! Hand-written as a `tower` service rather than `axum::middleware::from_fn`:
+//! `from_fn` boxes the inner service's clone and the request's future on
+//! every call, and the profile of the HTTP benchmark showed that boxing
+//! and the moves it implies among the top costs of Sen's own code. Here
+//! the future is one struct polled in place.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::HeaderValue;
-use axum::middleware::Next;
-use axum::response::Response;
-use tracing::Instrument as _;
+use axum::extract::{MatchedPath, Request};
+use axum::http::Response;
+use axum::http::{HeaderValue, Method};
+use tokio::task::futures::TaskLocalFuture;
 
 use crate::request_id::X_REQUEST_ID;
 use crate::{metrics, request_id, security_headers};
@@ -21,43 +28,131 @@ pub struct Edge {
     /// The security headers to add.
     pub security_headers: security_headers::SecurityHeaders,
     /// Per-minute counts for the dashboard charts.
-    pub activity: std::sync::Arc<sen_core::activity::Activity>,
+    pub activity: Arc<sen_core::activity::Activity>,
 }
 
-/// The middleware function (`from_fn_with_state(Edge { .. }, edge)`).
-pub async fn edge(State(cfg): State<Edge>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let id = request_id::for_request(req.headers());
-    let header = HeaderValue::from_str(&id).ok();
-    let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    // Only the id on the span: every field is formatted at span creation,
-    // per request, so the path goes on the debug line below instead.
-    let span = tracing::info_span!("request", request_id = id.as_str());
-    let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
-    let mut response = sen_core::request_id::scope(id, next.run(req))
-        .instrument(span.clone())
-        .await;
-    let elapsed = start.elapsed();
-    metrics::record(&method, route.as_ref(), response.status(), elapsed);
-    cfg.activity.record(sen_core::activity::Kind::Request);
-    if response.status().is_server_error() {
-        cfg.activity.record(sen_core::activity::Kind::ServerError);
+impl<S> tower::Layer<S> for Edge {
+    type Service = EdgeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        EdgeService {
+            inner,
+            edge: Arc::new(self.clone()),
+        }
     }
-    span.in_scope(|| {
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        tracing::debug!(
-            method = method.as_str(),
-            path = path.as_deref(),
-            status = response.status().as_u16(),
-            micros,
-            "request finished"
-        );
-    });
-    let headers = response.headers_mut();
-    if let Some(header) = header {
-        headers.insert(X_REQUEST_ID.clone(), header);
+}
+
+/// The edge around the rest of the stack.
+#[derive(Clone)]
+pub struct EdgeService<S> {
+    inner: S,
+    edge: Arc<Edge>,
+}
+
+impl<S, B> tower::Service<Request> for EdgeService<S>
+where
+    S: tower::Service<Request, Response = Response<B>>,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = EdgeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
     }
-    cfg.security_headers.apply(headers);
-    response
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let start = Instant::now();
+        let id = request_id::for_request(req.headers());
+        let header = HeaderValue::from_str(&id).ok();
+        let method = req.method().clone();
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
+        EdgeFuture {
+            // The id is the request's task-local for everything inside,
+            // log lines included (see sen's logging set-up).
+            inner: sen_core::request_id::scoped(id, self.inner.call(req)),
+            done: Some(Done {
+                start,
+                header,
+                method,
+                route,
+                path,
+                edge: self.edge.clone(),
+            }),
+        }
+    }
+}
+
+/// What the edge does once the response is there.
+struct Done {
+    start: Instant,
+    header: Option<HeaderValue>,
+    method: Method,
+    route: Option<MatchedPath>,
+    path: Option<String>,
+    edge: Arc<Edge>,
+}
+
+impl Done {
+    fn finish<B>(self, mut response: Response<B>) -> Response<B> {
+        let elapsed = self.start.elapsed();
+        let status = response.status();
+        metrics::record(&self.method, self.route.as_ref(), status, elapsed);
+        self.edge.activity.record(sen_core::activity::Kind::Request);
+        if status.is_server_error() {
+            self.edge
+                .activity
+                .record(sen_core::activity::Kind::ServerError);
+        }
+        if self.path.is_some() {
+            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            let id = self
+                .header
+                .as_ref()
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            sen_core::request_id::sync_scope(id, || {
+                tracing::debug!(
+                    method = self.method.as_str(),
+                    path = self.path.as_deref(),
+                    status = status.as_u16(),
+                    micros,
+                    "request finished"
+                )
+            });
+        }
+        let headers = response.headers_mut();
+        if let Some(header) = self.header {
+            headers.insert(X_REQUEST_ID.clone(), header);
+        }
+        self.edge.security_headers.apply(headers);
+        response
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The request's future with the edge's work on completion.
+    pub struct EdgeFuture<F: Future> {
+        #[pin]
+        inner: TaskLocalFuture<String, F>,
+        done: Option<Done>,
+    }
+}
+
+impl<F, B, E> Future for EdgeFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        Poll::Ready(match (result, this.done.take()) {
+            (Ok(response), Some(done)) => Ok(done.finish(response)),
+            (other, _) => other,
+        })
+    }
 }

@@ -1,6 +1,6 @@
 //! Request ids: a plain `x-request-id` from the client is kept, anything
-//! else is replaced by a UUIDv7. The edge middleware echoes it, puts it on
-//! the request's span and makes it current for error bodies.
+//! else is replaced by a UUIDv7. The edge middleware echoes it and makes
+//! it current for error bodies and log lines.
 
 use axum::http::{HeaderMap, HeaderName};
 

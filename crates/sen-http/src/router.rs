@@ -7,7 +7,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use sen_core::{AppContext, Apps};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -17,7 +16,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::edge::{self, Edge};
+use crate::edge::Edge;
 use crate::security_headers::SecurityHeaders;
 use crate::{fallback, health, metrics, openapi, timeout};
 
@@ -26,10 +25,9 @@ use crate::{fallback, health, metrics, openapi, timeout};
 pub fn build_router(ctx: AppContext) -> anyhow::Result<(Router, utoipa::openapi::OpenApi)> {
     let config = ctx.config().clone();
     let (router, spec) = documented_routes(ctx.apps())?;
-    let router = router.layer(from_fn_with_state(
-        config.request_timeout(),
-        timeout::timeout,
-    ));
+    let router = router.layer(timeout::TimeoutLayer {
+        limit: config.request_timeout(),
+    });
     let mut router = router.merge(openapi::docs_router(spec.clone()));
     if config.metrics_enabled {
         router = router.route("/metrics", get(metrics::render));
@@ -40,13 +38,10 @@ pub fn build_router(ctx: AppContext) -> anyhow::Result<(Router, utoipa::openapi:
     // every route again, and each box level costs an allocation and a clone
     // per request. Outermost first.
     let stack = tower::ServiceBuilder::new()
-        .layer(from_fn_with_state(
-            Edge {
-                security_headers: SecurityHeaders::new(config.hsts),
-                activity: ctx.activity().clone(),
-            },
-            edge::edge,
-        ))
+        .layer(Edge {
+            security_headers: SecurityHeaders::new(config.hsts),
+            activity: ctx.activity().clone(),
+        })
         .option_layer(cors(&config.cors_origins)?)
         .layer(CompressionLayer::new())
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))

@@ -286,7 +286,7 @@ async fn production_roles_on_postgres() {
         .unwrap_or_else(|| panic!("no log line with the request id: {log}"));
     let json: Value =
         serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-    assert_eq!(json["span"]["request_id"], "proc-test-1", "{json}");
+    assert_eq!(json["request_id"], "proc-test-1", "{json}");
     let worker_log = std::fs::read_to_string(dir.path().join("scheduler.err")).unwrap();
     assert!(
         worker_log.contains("active roles: scheduler"),
