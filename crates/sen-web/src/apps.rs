@@ -129,7 +129,7 @@ async fn render(
                     errors
                         .iter()
                         .find(|e| e.field == s.key())
-                        .map(|e| e.message.clone()),
+                        .map(|e| crate::resources::message(f.tx, &s.field, e)),
                 ),
                 None => (
                     settings::form_text(&settings::value(ctx, app.name(), s.key()).await?),

@@ -353,6 +353,18 @@ pub struct Texts {
     pub device: &'static str,
     /// Ends the user's other sessions.
     pub revoke_others: &'static str,
+    /// Form error: missing value.
+    pub err_required: &'static str,
+    /// Form error: text too long ({max} is replaced).
+    pub err_too_long: &'static str,
+    /// Form error: number out of range ({min}, {max} replaced).
+    pub err_range: &'static str,
+    /// Form error: not a whole number.
+    pub err_number: &'static str,
+    /// Form error: not an email address.
+    pub err_email: &'static str,
+    /// Form error: not one of the choices ({values} replaced).
+    pub err_choice: &'static str,
 }
 
 /// English.
@@ -507,6 +519,12 @@ pub static EN: Texts = Texts {
     settings: "Settings and feature flags",
     device: "Device",
     revoke_others: "Sign out all other sessions",
+    err_required: "is required",
+    err_too_long: "must be at most {max} characters",
+    err_range: "must be between {min} and {max}",
+    err_number: "must be a whole number",
+    err_email: "must be an email address",
+    err_choice: "must be one of {values}",
 };
 
 /// Tiếng Việt.
@@ -661,4 +679,10 @@ pub static VI: Texts = Texts {
     settings: "Cài đặt và cờ tính năng",
     device: "Thiết bị",
     revoke_others: "Đăng xuất mọi phiên khác",
+    err_required: "là bắt buộc",
+    err_too_long: "tối đa {max} ký tự",
+    err_range: "phải nằm trong khoảng {min} đến {max}",
+    err_number: "phải là số nguyên",
+    err_email: "phải là địa chỉ email",
+    err_choice: "phải là một trong {values}",
 };

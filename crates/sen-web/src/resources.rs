@@ -92,6 +92,27 @@ pub fn field_view(f: &Field, value: String, error: Option<String>) -> FieldView 
     }
 }
 
+/// A refused field's message in the page's language (the validation
+/// rules live in `sen_core` and speak English; their codes are stable).
+pub fn message(tx: &crate::i18n::Texts, f: &Field, e: &sen_core::FieldError) -> String {
+    match (e.code.as_str(), &f.kind) {
+        ("required", _) => tx.err_required.to_string(),
+        ("too_long", FieldKind::Text { max } | FieldKind::LongText { max }) => {
+            tx.err_too_long.replace("{max}", &max.to_string())
+        }
+        ("out_of_range", FieldKind::Integer { min, max }) => tx
+            .err_range
+            .replace("{min}", &min.to_string())
+            .replace("{max}", &max.to_string()),
+        ("invalid_number", _) => tx.err_number.to_string(),
+        ("invalid_email", _) => tx.err_email.to_string(),
+        ("invalid_value", FieldKind::Choice(values)) => {
+            tx.err_choice.replace("{values}", &values.join(", "))
+        }
+        _ => e.message.clone(),
+    }
+}
+
 /// A list filter.
 pub struct FilterView {
     /// Field name (query key `f.{name}`).
@@ -351,7 +372,7 @@ fn form_page(
             let e = errors
                 .iter()
                 .find(|e| e.field == f.name)
-                .map(|e| e.message.clone());
+                .map(|e| message(a.f.tx, f, e));
             field_view(f, values(f), e)
         })
         .collect();

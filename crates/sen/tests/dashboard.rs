@@ -407,6 +407,30 @@ async fn impersonation_is_limited_audited_and_reversible(app: TestApp) {
     assert_problem(r, 403, "impersonation_restricted").await;
     let r = send(&app, &as_bo, Method::POST, "/api/v1/me/mfa/totp", None).await;
     assert_problem(r, 403, "impersonation_restricted").await;
+    // Nor can the operator let an OAuth client into the account.
+    let r = send(&app, &owner, Method::POST, "/api/v1/oauth/clients", Some(json!({"name": "Partner", "redirect_uris": ["http://127.0.0.1:9/cb"], "confidential": false}))).await;
+    let client = r.json::<Value>().await.unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let authorize = format!(
+        "/oauth/authorize?response_type=code&client_id={client}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=openid&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+    );
+    let as_user = get(&app, &as_bo, &authorize).await.text().await.unwrap();
+    assert!(
+        as_user.contains("name=\"password\"") && !as_user.contains("value=\"approve\""),
+        "asked to sign in, not to consent"
+    );
+    let bo_self = common::login_token(&app, "bo@example.com", PW).await;
+    assert!(
+        get(&app, &bo_self, &authorize)
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("value=\"approve\""),
+        "the user himself is asked for consent"
+    );
     let listed = sessions_of(&app, &owner, &bo).await;
     assert!(
         listed
@@ -1265,6 +1289,30 @@ async fn settings_are_typed_validated_and_read_by_code(app: TestApp) {
         body.contains("id=\"err-probe-page_size\"")
             && body.contains("id=\"err-probe-mode\"")
             && body.contains("value=\"500\"")
+    );
+    assert!(
+        body.contains("must be between 1 and 100"),
+        "the rule, in English"
+    );
+    let r = no_redirects()
+        .post(app.url("/admin/apps/settings/probe"))
+        .bearer_auth(&owner)
+        .header("Cookie", "sen_lang=vi")
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("page_size", "0"),
+            ("mode", "strict"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("phải nằm trong khoảng 1 đến 100"),
+        "and in Vietnamese"
     );
     assert!(
         sen_core::settings::flag(ctx, "probe", "beta")

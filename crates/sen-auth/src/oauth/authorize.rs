@@ -169,10 +169,16 @@ async fn validate(ctx: &AppContext, p: &AuthorizeParams) -> Result<Valid, Respon
     })
 }
 
-/// The signed-in user from the cookie, or none (an invalid cookie counts as none).
+/// The signed-in user from the cookie, or none (an invalid cookie counts
+/// as none, and so does an operator's impersonation: only the user may
+/// let a client into their account).
 async fn current_user(ctx: &AppContext, parts: &Parts) -> Option<Principal> {
     let a = ctx.authenticator()?;
-    a.authenticate(ctx, parts).await.ok().flatten()
+    a.authenticate(ctx, parts)
+        .await
+        .ok()
+        .flatten()
+        .filter(|p| p.impersonator.is_none())
 }
 
 fn hidden_fields(p: &AuthorizeParams) -> String {
