@@ -234,7 +234,8 @@ impl From<DbErr> for SetError {
 
 /// Validates and stores `raw` (a form value; `None` for an unticked
 /// flag) for `app`'s setting `key` on `conn` (the caller's transaction,
-/// which also writes the audit record). Returns the stored JSON.
+/// which also writes the audit record). Returns the stored JSON. Call
+/// [`forget`] once the transaction has committed.
 pub async fn set(
     ctx: &AppContext,
     conn: &impl ConnectionTrait,
@@ -258,11 +259,6 @@ pub async fn set(
         ],
     ))
     .await?;
-    cache(ctx)
-        .0
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&(app.to_string(), key.to_string()));
     Ok(v)
 }
 

@@ -15,7 +15,7 @@ use sen_core::{AppContext, AppError, AppResult, Principal};
 use sen_jobs::admin::{self as api, QueueView};
 use serde::Deserialize;
 
-use crate::admin::gate;
+use crate::admin::{gate, urlencode};
 use crate::page::{Frame, csrf_ok, describe, forbidden, html, local, see_other};
 
 /// One job row.
@@ -96,10 +96,6 @@ pub fn age(ms: i64) -> String {
         3600..86400 => format!("{} h", s / 3600),
         _ => format!("{} d", s / 86400),
     }
-}
-
-fn urlencode(s: &str) -> String {
-    crate::admin::urlencode(s)
 }
 
 /// `GET /admin/apps/jobs` (dead jobs unless another state is asked for).

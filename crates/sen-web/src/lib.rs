@@ -162,21 +162,21 @@ impl App for WebApp {
             .route("/admin/apps/app/{app}", get(apps::app_page))
             .route(
                 "/admin/apps/app/{app}/{res}",
-                get(resources::admin_list).post(resources::admin_create),
+                get(resources::list_page::<false>).post(resources::create_row::<false>),
             )
             .route(
                 "/admin/apps/app/{app}/{res}/{id}",
-                get(resources::admin_show).post(resources::admin_update),
+                get(resources::show_page::<false>).post(resources::update_row::<false>),
             )
             .route("/admin/apps/settings", get(apps::settings_page))
             .route("/admin/apps/settings/{app}", post(apps::save_settings))
             .route(
                 "/me/apps/{app}/{res}",
-                get(resources::me_list).post(resources::me_create),
+                get(resources::list_page::<true>).post(resources::create_row::<true>),
             )
             .route(
                 "/me/apps/{app}/{res}/{id}",
-                get(resources::me_show).post(resources::me_update),
+                get(resources::show_page::<true>).post(resources::update_row::<true>),
             )
             .route("/me", get(me::page))
             .route("/web/me/profile", post(me::save_profile))

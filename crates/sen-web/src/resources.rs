@@ -531,29 +531,34 @@ pub async fn save(
     Ok(see_other(&format!("{base}/{}", urlencode(&target))))
 }
 
-/// `GET /admin/apps/app/{app}/{res}`.
-pub async fn admin_list(
+/// The scope of a route: `ME` = the `/me` tab, else the dashboard page.
+const fn scope_of<const ME: bool>() -> Scope {
+    if ME { Scope::Me } else { Scope::Admin }
+}
+
+/// `GET /admin/apps/app/{app}/{res}` (`ME = false`) or `/me/apps/{app}/{res}`.
+pub async fn list_page<const ME: bool>(
     State(ctx): State<AppContext>,
     who: Option<Principal>,
     headers: HeaderMap,
     Path(p): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> AppResult<Response> {
-    list(&ctx, &headers, who, Scope::Admin, p, q).await
+    list(&ctx, &headers, who, scope_of::<ME>(), p, q).await
 }
 
-/// `GET /admin/apps/app/{app}/{res}/{id}` (`new`: the create form).
-pub async fn admin_show(
+/// `GET …/{app}/{res}/{id}` (`new`: the create form).
+pub async fn show_page<const ME: bool>(
     State(ctx): State<AppContext>,
     who: Option<Principal>,
     headers: HeaderMap,
     Path(p): Path<(String, String, String)>,
 ) -> AppResult<Response> {
-    show(&ctx, &headers, who, Scope::Admin, p).await
+    show(&ctx, &headers, who, scope_of::<ME>(), p).await
 }
 
-/// `POST /admin/apps/app/{app}/{res}`: create.
-pub async fn admin_create(
+/// `POST …/{app}/{res}`: create.
+pub async fn create_row<const ME: bool>(
     State(ctx): State<AppContext>,
     who: Option<Principal>,
     meta: Meta,
@@ -561,20 +566,12 @@ pub async fn admin_create(
     Path((app, res)): Path<(String, String)>,
     body: Bytes,
 ) -> AppResult<Response> {
-    save(
-        &ctx,
-        &headers,
-        who,
-        &meta,
-        Scope::Admin,
-        (app, res, None),
-        &body,
-    )
-    .await
+    let p = (app, res, None);
+    save(&ctx, &headers, who, &meta, scope_of::<ME>(), p, &body).await
 }
 
-/// `POST /admin/apps/app/{app}/{res}/{id}`: edit or delete.
-pub async fn admin_update(
+/// `POST …/{app}/{res}/{id}`: edit or delete.
+pub async fn update_row<const ME: bool>(
     State(ctx): State<AppContext>,
     who: Option<Principal>,
     meta: Meta,
@@ -583,60 +580,5 @@ pub async fn admin_update(
     body: Bytes,
 ) -> AppResult<Response> {
     let p = (app, res, Some(id));
-    save(&ctx, &headers, who, &meta, Scope::Admin, p, &body).await
-}
-
-/// `GET /me/apps/{app}/{res}`.
-pub async fn me_list(
-    State(ctx): State<AppContext>,
-    who: Option<Principal>,
-    headers: HeaderMap,
-    Path(p): Path<(String, String)>,
-    Query(q): Query<HashMap<String, String>>,
-) -> AppResult<Response> {
-    list(&ctx, &headers, who, Scope::Me, p, q).await
-}
-
-/// `GET /me/apps/{app}/{res}/{id}`.
-pub async fn me_show(
-    State(ctx): State<AppContext>,
-    who: Option<Principal>,
-    headers: HeaderMap,
-    Path(p): Path<(String, String, String)>,
-) -> AppResult<Response> {
-    show(&ctx, &headers, who, Scope::Me, p).await
-}
-
-/// `POST /me/apps/{app}/{res}`.
-pub async fn me_create(
-    State(ctx): State<AppContext>,
-    who: Option<Principal>,
-    meta: Meta,
-    headers: HeaderMap,
-    Path((app, res)): Path<(String, String)>,
-    body: Bytes,
-) -> AppResult<Response> {
-    save(
-        &ctx,
-        &headers,
-        who,
-        &meta,
-        Scope::Me,
-        (app, res, None),
-        &body,
-    )
-    .await
-}
-
-/// `POST /me/apps/{app}/{res}/{id}`.
-pub async fn me_update(
-    State(ctx): State<AppContext>,
-    who: Option<Principal>,
-    meta: Meta,
-    headers: HeaderMap,
-    Path((app, res, id)): Path<(String, String, String)>,
-    body: Bytes,
-) -> AppResult<Response> {
-    let p = (app, res, Some(id));
-    save(&ctx, &headers, who, &meta, Scope::Me, p, &body).await
+    save(&ctx, &headers, who, &meta, scope_of::<ME>(), p, &body).await
 }

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::{csrf_of, no_redirects, now_secs, post_form, totp_code};
+
 use std::time::Duration;
 
 use reqwest::Method;
@@ -76,38 +78,12 @@ async fn send(
     req.send().await.unwrap()
 }
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// The session's form token, read from a page as a browser would.
-async fn csrf_of(app: &TestApp, token: &str, path: &str) -> String {
-    page(app, token, path)
-        .await
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("a form token")
-        .to_string()
-}
-
-async fn post_form(
-    app: &TestApp,
-    token: &str,
-    path: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    no_redirects()
-        .post(app.url(path))
-        .bearer_auth(token)
-        .form(form)
-        .send()
-        .await
-        .unwrap()
+/// A new user holding the global role `role`: id and token (grants are
+/// read on every request, so the token carries the role at once).
+async fn staff(app: &TestApp, owner: &str, email: &str, role: &str) -> (String, String) {
+    let (id, token) = signup(app, email).await;
+    grant(app, owner, &id, &[role]).await;
+    (id, token)
 }
 
 /// Grants `roles` (global) to `user`.
@@ -143,24 +119,6 @@ async fn sessions_of(app: &TestApp, owner: &str, user: &str) -> Vec<Value> {
         .as_array()
         .unwrap()
         .clone()
-}
-
-fn totp_code(secret_b32: &str, at: u64) -> String {
-    let secret = totp_rs::Secret::try_from_base32(secret_b32).unwrap();
-    totp_rs::Builder::new()
-        .with_secret(secret)
-        .with_account_name("x".to_string())
-        .build()
-        .unwrap()
-        .generate(at)
-        .to_string()
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 async fn operators_end_sessions_and_reset_two_factor(app: TestApp) {
@@ -262,10 +220,7 @@ async fn operators_end_sessions_and_reset_two_factor(app: TestApp) {
         .await;
     assert_problem(r, 401, "mfa_required").await;
     // A viewer may look but not reset.
-    let (vic, vic_token) = signup(&app, "vic@example.com").await;
-    grant(&app, &owner, &vic, &["viewer"]).await;
-    let vic_token2 = common::login_token(&app, "vic@example.com", PW).await;
-    drop(vic_token);
+    let (_, vic_token2) = staff(&app, &owner, "vic@example.com", "viewer").await;
     let r = send(
         &app,
         &vic_token2,
@@ -326,9 +281,7 @@ async fn impersonation_is_limited_audited_and_reversible(app: TestApp) {
         .unwrap()
         .to_string();
     let (bo, _) = signup(&app, "bo@example.com").await;
-    let (sue, _) = signup(&app, "sue@example.com").await;
-    grant(&app, &owner, &sue, &["support"]).await;
-    let sue_token = common::login_token(&app, "sue@example.com", PW).await;
+    let (sue, sue_token) = staff(&app, &owner, "sue@example.com", "support").await;
     // Support staff lack auth:users.impersonate; operators cannot be impersonated; nor oneself.
     let r = send(
         &app,
@@ -732,9 +685,7 @@ async fn jobs_pages_show_queues_details_and_act_in_bulk(app: TestApp) {
     assert_eq!(r.status(), 404);
 
     // A viewer sees but cannot act.
-    let (vic, _) = signup(&app, "vic@example.com").await;
-    grant(&app, &owner, &vic, &["viewer"]).await;
-    let vic_token = common::login_token(&app, "vic@example.com", PW).await;
+    let (_, vic_token) = staff(&app, &owner, "vic@example.com", "viewer").await;
     let vic_html = page(&app, &vic_token, "/admin/apps/jobs").await;
     assert!(!vic_html.contains("id=\"bulk\""));
     let vcsrf = csrf_of(&app, &vic_token, "/admin/apps").await;
@@ -855,9 +806,7 @@ async fn files_page_browses_and_deletes(app: TestApp) {
             .contains("id=\"files\""),
         "filtered by purpose"
     );
-    let (vic, _) = signup(&app, "vic@example.com").await;
-    grant(&app, &owner, &vic, &["viewer"]).await;
-    let vic_token = common::login_token(&app, "vic@example.com", PW).await;
+    let (_, vic_token) = staff(&app, &owner, "vic@example.com", "viewer").await;
     let vhtml = page(&app, &vic_token, "/admin/apps/files").await;
     assert!(
         vhtml.contains("report.txt") && !vhtml.contains("/delete\""),
@@ -1136,9 +1085,7 @@ async fn declared_tables_get_list_search_sort_and_validated_forms(app: TestApp) 
     }
     // Authorisation: a viewer reads but cannot write; an operator of
     // another app cannot read; a missing token is refused.
-    let (vic, _) = signup(&app, "vic@example.com").await;
-    grant(&app, &owner, &vic, &["probe.viewer"]).await;
-    let vic_token = common::login_token(&app, "vic@example.com", PW).await;
+    let (_, vic_token) = staff(&app, &owner, "vic@example.com", "probe.viewer").await;
     let vhtml = page(&app, &vic_token, base).await;
     assert!(vhtml.contains("class=\"row\"") && !vhtml.contains("id=\"new-row\""));
     let vcsrf = csrf_of(&app, &vic_token, "/admin/apps").await;
@@ -1155,9 +1102,7 @@ async fn declared_tables_get_list_search_sort_and_validated_forms(app: TestApp) 
             .await
             .contains("value=\"Nut\"")
     );
-    let (mo, _) = signup(&app, "mo@example.com").await;
-    grant(&app, &owner, &mo, &["mail.viewer"]).await;
-    let mo_token = common::login_token(&app, "mo@example.com", PW).await;
+    let (_, mo_token) = staff(&app, &owner, "mo@example.com", "mail.viewer").await;
     assert_eq!(get(&app, &mo_token, base).await.status(), 403);
     let home = page(&app, &mo_token, "/admin/apps").await;
     assert!(
@@ -1330,9 +1275,7 @@ async fn settings_are_typed_validated_and_read_by_code(app: TestApp) {
     assert_eq!(audit["items"].as_array().unwrap().len(), 1);
     assert_eq!(audit["items"][0]["detail"]["page_size"], 50);
     // Viewers read, cannot write; unknown apps are 404.
-    let (vic, _) = signup(&app, "vic@example.com").await;
-    grant(&app, &owner, &vic, &["viewer"]).await;
-    let vic_token = common::login_token(&app, "vic@example.com", PW).await;
+    let (_, vic_token) = staff(&app, &owner, "vic@example.com", "viewer").await;
     let vhtml = page(&app, &vic_token, "/admin/apps/settings").await;
     assert!(vhtml.contains("value=\"50\"") && !vhtml.contains("id=\"save-probe\""));
     let vcsrf = csrf_of(&app, &vic_token, "/admin/apps").await;

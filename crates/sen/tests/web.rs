@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::{csrf_of, no_redirects, now_secs, post_form, totp_code};
+
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -55,14 +57,6 @@ async fn dead_job(app: &TestApp, error: &str) -> String {
         .await
         .unwrap();
     id
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 async fn non_operators_get_403_on_every_admin_page(app: TestApp) {
@@ -196,39 +190,6 @@ async fn form_posts_need_the_session_token(app: TestApp) {
         .try_get("", "state")
         .unwrap();
     assert_eq!(state, "dead", "nothing changed");
-}
-
-/// The session's form token, read from a page as a browser would.
-async fn csrf_of(app: &TestApp, token: &str, path: &str) -> String {
-    let body = app
-        .request(Method::GET, path)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("a form token")
-        .to_string()
-}
-
-async fn post_form(
-    app: &TestApp,
-    token: &str,
-    path: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    no_redirects()
-        .post(app.url(path))
-        .bearer_auth(token)
-        .form(form)
-        .send()
-        .await
-        .unwrap()
 }
 
 async fn security_page_changes_password_and_enrols_totp(app: TestApp) {
@@ -613,24 +574,6 @@ sen_testkit::both_backends!(spawn;
     pages_are_strict_and_escape_user_text,
     form_posts_need_the_session_token,
 );
-
-fn totp_code(secret_b32: &str, at: u64) -> String {
-    let secret = totp_rs::Secret::try_from_base32(secret_b32).unwrap();
-    totp_rs::Builder::new()
-        .with_secret(secret)
-        .with_account_name("x".to_string())
-        .build()
-        .unwrap()
-        .generate(at)
-        .to_string()
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 async fn wait_for<F, Fut>(what: &str, mut check: F)
 where

@@ -442,3 +442,66 @@ pub async fn cron_ticks(ctx: &sen_core::AppContext, name: &str) -> Vec<i64> {
         })
         .collect()
 }
+
+/// A client that does not follow redirects (to see the 303s of forms).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The session's form token, read from a page as a browser would.
+pub async fn csrf_of(app: &TestApp, token: &str, path: &str) -> String {
+    let body = app
+        .request(reqwest::Method::GET, path)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a form token")
+        .to_string()
+}
+
+/// Posts a form with `token`, not following the redirect.
+pub async fn post_form(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    no_redirects()
+        .post(app.url(path))
+        .bearer_auth(token)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The TOTP code of `secret_b32` at unix time `at`.
+pub fn totp_code(secret_b32: &str, at: u64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret_b32).unwrap();
+    totp_rs::Builder::new()
+        .with_secret(secret)
+        .with_account_name("x".to_string())
+        .build()
+        .unwrap()
+        .generate(at)
+        .to_string()
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
