@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use axum::extract::State;
 use futures::StreamExt;
 use http::{HeaderMap, StatusCode, header};
@@ -201,16 +201,31 @@ pub async fn put_local(
     headers: HeaderMap,
     body: Body,
 ) -> AppResult<StatusCode> {
-    let state = FilesState::of(&ctx)?;
+    let mut stream = body.into_data_stream();
+    let outcome = receive_local(&ctx, &id, &q, &headers, &mut stream).await;
+    if outcome.is_err() {
+        crate::linger::linger(&headers, &mut stream).await;
+    }
+    outcome
+}
+
+async fn receive_local(
+    ctx: &AppContext,
+    id: &str,
+    q: &LocalSignature,
+    headers: &HeaderMap,
+    stream: &mut BodyDataStream,
+) -> AppResult<StatusCode> {
+    let state = FilesState::of(ctx)?;
     let crate::presign::Signer::Local { key, .. } = &state.signer else {
         return Err(AppError::not_found());
     };
-    let row = FileRow::load(&ctx, &id)
+    let row = FileRow::load(ctx, id)
         .await?
         .filter(|r| r.state == "pending")
         .ok_or_else(AppError::not_found)?;
     let size = u64::try_from(row.size).unwrap_or(0);
-    if !local_verify(key, &id, size, &row.content_type, q.expires, &q.sig) {
+    if !local_verify(key, id, size, &row.content_type, q.expires, &q.sig) {
         return Err(refused("The upload URL's signature does not match."));
     }
     if sen_core::clock::now().timestamp() > q.expires {
@@ -235,7 +250,6 @@ pub async fn put_local(
         .map_err(|e| AppError::unavailable("file storage", e))?;
     let mut writer = WriteMultipart::new(upload);
     let mut got: u64 = 0;
-    let mut stream = body.into_data_stream();
     let outcome: AppResult<()> = async {
         while let Some(chunk) = stream.next().await {
             let c = chunk.map_err(|e| AppError::bad_request("body_incomplete", e.to_string()))?;

@@ -7,7 +7,7 @@
 //! an upload cut off by a crash stays `pending` and the cleanup job removes
 //! it.
 
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use futures::TryStreamExt;
 use http::{HeaderMap, StatusCode, header};
 use object_store::{ObjectStoreExt, WriteMultipart};
@@ -35,9 +35,10 @@ fn malformed(detail: impl Into<String>) -> AppError {
 }
 
 /// Receives the `file` part of a multipart body for `purpose`, owned by
-/// `owner`; answers the stored, `ready` row. A refusal closes the
-/// connection: the rest of a body we stopped reading must not be taken
-/// for the next request.
+/// `owner`; answers the stored, `ready` row. A refusal reads out a bounded
+/// rest of the body (so the client gets to read it, see [`crate::linger`])
+/// and closes the connection: the rest of a body we stopped reading must
+/// not be taken for the next request.
 pub async fn receive(
     ctx: &AppContext,
     state: &FilesState,
@@ -46,9 +47,14 @@ pub async fn receive(
     headers: &HeaderMap,
     body: Body,
 ) -> AppResult<FileRow> {
-    receive_inner(ctx, state, owner, purpose, headers, body)
-        .await
-        .map_err(|e| e.with_header(header::CONNECTION, http::HeaderValue::from_static("close")))
+    let mut stream = body.into_data_stream();
+    match receive_inner(ctx, state, owner, purpose, headers, &mut stream).await {
+        Ok(row) => Ok(row),
+        Err(e) => {
+            crate::linger::linger(headers, &mut stream).await;
+            Err(e.with_header(header::CONNECTION, http::HeaderValue::from_static("close")))
+        }
+    }
 }
 
 async fn receive_inner(
@@ -57,7 +63,7 @@ async fn receive_inner(
     owner: &str,
     purpose: &FilePurpose,
     headers: &HeaderMap,
-    body: Body,
+    stream: &mut BodyDataStream,
 ) -> AppResult<FileRow> {
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -79,8 +85,7 @@ async fn receive_inner(
             .whole_stream(purpose.max_bytes + OVERHEAD)
             .per_field(purpose.max_bytes + 1),
     );
-    let mut multipart =
-        multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,

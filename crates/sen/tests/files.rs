@@ -246,13 +246,15 @@ async fn private_files_roundtrip_with_etag_and_range(app: TestApp) {
 
 async fn bad_uploads_store_nothing(app: TestApp) {
     let ann = user(&app, "ann@example.com").await;
-    // Over the 200 KiB attachment limit.
+    // Over the 200 KiB attachment limit, and far bigger than the socket
+    // buffers: the client is still writing when the server refuses, and
+    // must get to read the 413 (the server reads the rest out).
     let r = upload(
         &app,
         &ann,
         "/api/v1/files",
         Method::POST,
-        vec![b'a'; 300 * 1024],
+        vec![b'a'; 8 * 1024 * 1024],
         "big.txt",
         "text/plain",
     )
@@ -777,13 +779,14 @@ async fn s3_storage_streams_checks_and_deletes(backend: sen_testkit::Backend) {
         .await
         .unwrap();
     assert_eq!(r.bytes().await.unwrap().len(), data.len());
-    // Oversized: refused, nothing left in the bucket.
+    // Oversized (and bigger than the socket buffers, so the client is
+    // mid-write when refused): a readable 413, nothing left in the bucket.
     let r = upload(
         &app,
         &ann,
         "/api/v1/files",
         Method::POST,
-        vec![7u8; 3 * 1024 * 1024],
+        vec![7u8; 16 * 1024 * 1024],
         "big.bin",
         "x/y",
     )
