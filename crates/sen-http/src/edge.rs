@@ -17,6 +17,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::http::Response;
 use axum::http::{HeaderValue, Method};
+use sen_core::request_id::RequestId;
 use tokio::task::futures::TaskLocalFuture;
 
 use crate::request_id::X_REQUEST_ID;
@@ -64,7 +65,7 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         let start = Instant::now();
         let id = request_id::for_request(req.headers());
-        let header = HeaderValue::from_str(&id).ok();
+        let header = HeaderValue::from_str(id.as_str()).ok();
         let method = req.method().clone();
         let route = req.extensions().get::<MatchedPath>().cloned();
         let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
@@ -74,6 +75,7 @@ where
             inner: sen_core::request_id::scoped(id, self.inner.call(req)),
             done: Some(Done {
                 start,
+                id,
                 header,
                 method,
                 route,
@@ -87,6 +89,7 @@ where
 /// What the edge does once the response is there.
 struct Done {
     start: Instant,
+    id: RequestId,
     header: Option<HeaderValue>,
     method: Method,
     route: Option<MatchedPath>,
@@ -107,13 +110,7 @@ impl Done {
         }
         if self.path.is_some() {
             let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-            let id = self
-                .header
-                .as_ref()
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            sen_core::request_id::sync_scope(id, || {
+            sen_core::request_id::sync_scope(self.id, || {
                 tracing::debug!(
                     method = self.method.as_str(),
                     path = self.path.as_deref(),
@@ -136,7 +133,7 @@ pin_project_lite::pin_project! {
     /// The request's future with the edge's work on completion.
     pub struct EdgeFuture<F: Future> {
         #[pin]
-        inner: TaskLocalFuture<String, F>,
+        inner: TaskLocalFuture<RequestId, F>,
         done: Option<Done>,
     }
 }

@@ -7,12 +7,14 @@
 //! Invariants: every error leaving this stack is problem+json; no panic
 //! reaches a client; handlers never see a request without a request id.
 
+pub mod compress;
 pub mod edge;
 pub mod fallback;
 pub mod health;
 pub mod instance;
 pub mod metrics;
 pub mod openapi;
+pub mod panic_guard;
 pub mod request_id;
 pub mod router;
 pub mod security_headers;

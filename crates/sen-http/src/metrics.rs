@@ -6,7 +6,6 @@
 //! once and shared, so several routers in one process (tests) report into
 //! the same registry.
 
-use std::collections::HashMap;
 use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use rustc_hash::FxHashMap;
 use sen_core::AppContext;
 
 /// Latency buckets in seconds: 0.5 ms to 10 s.
@@ -74,8 +74,10 @@ struct Handles {
 }
 
 /// (method, status) → route template → handles; looked up by `&str` so
-/// a hit allocates nothing.
-type HandleMap = HashMap<(Method, StatusCode), HashMap<Box<str>, Handles>>;
+/// a hit allocates nothing, and hashed with FxHash: the keys are our own
+/// route templates, not attacker-chosen, so SipHash's flood resistance
+/// buys nothing on this per-request path.
+type HandleMap = FxHashMap<(Method, StatusCode), FxHashMap<Box<str>, Handles>>;
 
 /// Handles already registered, so the hot path hashes one small key
 /// instead of allocating label strings and building a registry key per

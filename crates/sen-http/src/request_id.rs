@@ -3,16 +3,16 @@
 //! it current for error bodies and log lines.
 
 use axum::http::{HeaderMap, HeaderName};
+use sen_core::request_id::RequestId;
 
 /// The header carrying the id both ways.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The client's id when it is acceptable, else a fresh UUIDv7.
-pub fn for_request(headers: &HeaderMap) -> String {
+pub fn for_request(headers: &HeaderMap) -> RequestId {
     headers
         .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| sen_core::request_id::is_acceptable(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+        .and_then(RequestId::parse)
+        .unwrap_or_else(RequestId::generate)
 }

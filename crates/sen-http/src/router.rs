@@ -9,8 +9,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::get;
 use sen_core::{AppContext, Apps};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,16 +16,13 @@ use utoipa_axum::routes;
 
 use crate::edge::Edge;
 use crate::security_headers::SecurityHeaders;
-use crate::{fallback, health, metrics, openapi, timeout};
+use crate::{compress, fallback, health, metrics, openapi, panic_guard, timeout};
 
 /// Builds the whole router for `ctx`'s apps. Fails (instead of panicking)
 /// when an app declares conflicting routes.
 pub fn build_router(ctx: AppContext) -> anyhow::Result<(Router, utoipa::openapi::OpenApi)> {
     let config = ctx.config().clone();
     let (router, spec) = documented_routes(ctx.apps())?;
-    let router = router.layer(timeout::TimeoutLayer {
-        limit: config.request_timeout(),
-    });
     let mut router = router.merge(openapi::docs_router(spec.clone()));
     if config.metrics_enabled {
         router = router.route("/metrics", get(metrics::render));
@@ -43,9 +38,16 @@ pub fn build_router(ctx: AppContext) -> anyhow::Result<(Router, utoipa::openapi:
             activity: ctx.activity().clone(),
         })
         .option_layer(cors(&config.cors_origins)?)
-        .layer(CompressionLayer::new())
+        .layer(compress::CompressLayer)
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
-        .layer(CatchPanicLayer::custom(fallback::panic_response));
+        .layer(panic_guard::PanicGuardLayer)
+        // In the same stack, not a `Router::layer` of its own on the REST
+        // routes: that would box every route a second time. It limits the
+        // handler up to the response head only, so WebSocket sessions, SSE
+        // streams and downloads (which run after the head) are not cut.
+        .layer(timeout::TimeoutLayer {
+            limit: config.request_timeout(),
+        });
     let router = router
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
@@ -60,7 +62,7 @@ pub fn openapi_spec(apps: &Apps) -> anyhow::Result<utoipa::openapi::OpenApi> {
 }
 
 /// The routes that appear in the OpenAPI document: health and every app's
-/// REST routes (the latter under the REST time limit, added by the caller).
+/// routes.
 fn documented_routes(
     apps: &Apps,
 ) -> anyhow::Result<(Router<AppContext>, utoipa::openapi::OpenApi)> {

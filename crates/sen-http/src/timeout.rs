@@ -1,11 +1,12 @@
-//! Time limit for REST handlers (not WebSocket or SSE, which live outside
-//! the routes this wraps). A handler that overruns is dropped and the
-//! client gets 503 `request_timeout` as problem+json.
+//! Time limit for handlers: a handler that has not produced its response
+//! head within the limit is dropped and the client gets 503
+//! `request_timeout` as problem+json. Only the head is limited: a
+//! WebSocket session, an SSE stream or a download runs after its head and
+//! is not cut.
 //!
 //! A hand-written `tower` layer (not `axum::middleware::from_fn`, which
 //! boxes a clone of the inner service and the future per request; see
-//! `edge`). The timer is only armed if the handler does not finish on its
-//! first poll.
+//! `edge`).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -61,19 +61,21 @@ where
         event: &Event<'_>,
     ) -> std::fmt::Result {
         // Ids are plain (see `request_id::is_acceptable`): no JSON escaping needed.
-        let Some(id) = sen_core::request_id::current() else {
-            return self.inner.format_event(ctx, writer, event);
-        };
-        if !self.json {
-            write!(writer, "[{id}] ")?;
-            return self.inner.format_event(ctx, writer, event);
-        }
-        let mut line = String::with_capacity(256);
-        self.inner
-            .format_event(ctx, Writer::new(&mut line), event)?;
-        match line.strip_prefix('{') {
-            Some(rest) => write!(writer, "{{\"request_id\":\"{id}\",{rest}"),
-            None => writer.write_str(&line),
-        }
+        sen_core::request_id::with_current(|id| {
+            let Some(id) = id else {
+                return self.inner.format_event(ctx, writer, event);
+            };
+            if !self.json {
+                write!(writer, "[{id}] ")?;
+                return self.inner.format_event(ctx, writer, event);
+            }
+            let mut line = String::with_capacity(256);
+            self.inner
+                .format_event(ctx, Writer::new(&mut line), event)?;
+            match line.strip_prefix('{') {
+                Some(rest) => write!(writer, "{{\"request_id\":\"{id}\",{rest}"),
+                None => writer.write_str(&line),
+            }
+        })
     }
 }
