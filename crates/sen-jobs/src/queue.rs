@@ -502,16 +502,40 @@ pub async fn complete_many(db: &Db, jobs: &[(String, String)]) -> Result<Vec<Str
         return Ok(Vec::new());
     }
     let now = db_now(db.backend());
-    let rows = vec!["(?, ?)"; jobs.len()].join(", ");
-    let sql = format!(
-        "UPDATE sen_jobs SET state = 'completed', finished_at = {now}, lease_until = NULL, lock_token = NULL
-         WHERE state = 'running' AND (id, lock_token) IN (VALUES {rows})
-         RETURNING id"
-    );
-    let values: Vec<Value> = jobs
-        .iter()
-        .flat_map(|(id, token)| [id.clone().into(), token.clone().into()])
-        .collect();
-    let done = db.orm().query_all_raw(db.statement(&sql, values)).await?;
+    let done = match db.backend() {
+        // One statement text whatever the batch size (prepared once, where
+        // a VALUES list of 2n parameters is a new statement to parse and
+        // plan for every n), the pairs as one JSON parameter.
+        Backend::Postgres => {
+            let pairs = serde_json::Value::Array(
+                jobs.iter()
+                    .map(|(id, token)| serde_json::json!([id, token]))
+                    .collect(),
+            )
+            .to_string();
+            let sql = format!(
+                "UPDATE sen_jobs AS j SET state = 'completed', finished_at = {now}, lease_until = NULL, lock_token = NULL
+                 FROM jsonb_array_elements(CAST(CAST(? AS TEXT) AS jsonb)) AS x(pair)
+                 WHERE j.id = x.pair->>0 AND j.lock_token = x.pair->>1 AND j.state = 'running'
+                 RETURNING j.id"
+            );
+            db.orm()
+                .query_all_raw(db.statement(&sql, [pairs.into()]))
+                .await?
+        }
+        Backend::Sqlite => {
+            let rows = vec!["(?, ?)"; jobs.len()].join(", ");
+            let sql = format!(
+                "UPDATE sen_jobs SET state = 'completed', finished_at = {now}, lease_until = NULL, lock_token = NULL
+                 WHERE state = 'running' AND (id, lock_token) IN (VALUES {rows})
+                 RETURNING id"
+            );
+            let values: Vec<Value> = jobs
+                .iter()
+                .flat_map(|(id, token)| [id.clone().into(), token.clone().into()])
+                .collect();
+            db.orm().query_all_raw(db.statement(&sql, values)).await?
+        }
+    };
     done.iter().map(|r| r.try_get::<String>("", "id")).collect()
 }

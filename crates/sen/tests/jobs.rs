@@ -427,6 +427,62 @@ async fn enqueue_many_answers_in_input_order(app: TestApp) {
     }
 }
 
+async fn enqueue_many_keeps_every_option(app: TestApp) {
+    let tag = "quote \" backslash \\ comma , brace { é 🦀";
+    let at = chrono::Utc::now() + chrono::Duration::hours(2);
+    let jobs = vec![
+        NewJob::of(&Record { tag: tag.into() })
+            .unwrap()
+            .queue("mail")
+            .priority(-3)
+            .max_attempts(7)
+            .timeout(Duration::from_millis(1234)),
+        NewJob::of(&Record {
+            tag: "later".into(),
+        })
+        .unwrap()
+        .delay(Duration::from_secs(3600)),
+        NewJob::of(&Record { tag: "at".into() }).unwrap().at(at),
+    ];
+    let out = app
+        .ctx
+        .jobs()
+        .enqueue_many(app.ctx.db().orm(), jobs)
+        .await
+        .unwrap();
+    let db = app.ctx.db();
+    let row = |id: String| async move {
+        db.orm()
+            .query_one_raw(db.statement(
+                "SELECT queue, args, state, priority, max_attempts, timeout_ms, run_at, created_at FROM sen_jobs WHERE id = ?",
+                [id.into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let r = row(out[0].id.clone()).await;
+    assert_eq!(r.try_get::<String>("", "queue").unwrap(), "mail");
+    let args: serde_json::Value =
+        serde_json::from_str(&r.try_get::<String>("", "args").unwrap()).unwrap();
+    assert_eq!(args["tag"], tag, "args survive byte for byte");
+    assert_eq!(r.try_get::<String>("", "state").unwrap(), "available");
+    assert_eq!(r.try_get::<i32>("", "priority").unwrap(), -3);
+    assert_eq!(r.try_get::<i32>("", "max_attempts").unwrap(), 7);
+    assert_eq!(r.try_get::<i64>("", "timeout_ms").unwrap(), 1234);
+    let r = row(out[1].id.clone()).await;
+    assert_eq!(r.try_get::<String>("", "state").unwrap(), "scheduled");
+    let wait =
+        r.try_get::<i64>("", "run_at").unwrap() - r.try_get::<i64>("", "created_at").unwrap();
+    assert!((3_599_000_000..=3_601_000_000).contains(&wait), "{wait}");
+    let r = row(out[2].id.clone()).await;
+    assert_eq!(r.try_get::<String>("", "state").unwrap(), "scheduled");
+    assert_eq!(
+        r.try_get::<i64>("", "run_at").unwrap(),
+        sen_core::jobs::micros(at)
+    );
+}
+
 async fn delayed_jobs_wait_for_their_time(app: TestApp) {
     let id = enqueue(
         &app,
@@ -939,6 +995,7 @@ sen_testkit::both_backends!(spawn;
     two_schedulers_fire_each_tick_exactly_once,
     a_repeated_dispatch_enqueues_nothing_twice,
     enqueue_many_answers_in_input_order,
+    enqueue_many_keeps_every_option,
 );
 
 mod with_workers {

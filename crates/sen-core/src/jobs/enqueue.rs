@@ -13,9 +13,27 @@ use super::{db_now, micros};
 use crate::Backend;
 use crate::db::placeholders;
 
-/// Rows per multi-row INSERT in `enqueue_many` (10 parameters a row stays
-/// well under SQLite's and PostgreSQL's parameter limits).
+/// Rows per multi-row INSERT in `enqueue_many` on SQLite (11 parameters a
+/// row stays well under its parameter limit).
 const BATCH_ROWS: usize = 500;
+
+/// Rows per statement of `enqueue_many` on PostgreSQL, where the rows
+/// travel as one JSON parameter.
+const PG_BATCH_ROWS: usize = 5000;
+
+/// `enqueue_many` on PostgreSQL: one statement text whatever the batch size
+/// (prepared once and cached, where a multi-row VALUES list is a new
+/// statement for every row count and its thousands of parameters are
+/// parsed, planned and bound each time), the rows as one JSON array, and
+/// one database clock reading for the whole batch (jobs of one batch keep
+/// their input order through their time-ordered ids).
+const PG_INSERT_MANY: &str = "INSERT INTO sen_jobs (id, queue, kind, args, state, run_at, priority, max_attempts, timeout_ms, created_at)
+    SELECT x.id, x.queue, x.kind, x.args,
+        CASE WHEN COALESCE(x.run_at, n.now + x.delay_us) > n.now THEN 'scheduled' ELSE 'available' END,
+        COALESCE(x.run_at, n.now + x.delay_us), x.priority, x.max_attempts, x.timeout_ms, n.now
+    FROM (SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS now) AS n,
+        jsonb_to_recordset(CAST(CAST(? AS TEXT) AS jsonb)) AS x(id TEXT, queue TEXT, kind TEXT, args TEXT,
+            run_at BIGINT, delay_us BIGINT, priority INTEGER, max_attempts INTEGER, timeout_ms BIGINT)";
 
 /// A job about to be enqueued.
 #[derive(Debug, Clone)]
@@ -137,6 +155,21 @@ impl NewJob {
     /// The kind.
     pub fn kind(&self) -> &str {
         &self.kind
+    }
+
+    /// One row of [`PG_INSERT_MANY`].
+    fn json_row(&self, id: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": id,
+            "queue": self.queue,
+            "kind": self.kind,
+            "args": self.args,
+            "run_at": self.run_at,
+            "delay_us": self.delay_us,
+            "priority": self.priority,
+            "max_attempts": self.max_attempts,
+            "timeout_ms": self.timeout_ms,
+        })
     }
 
     /// The parameters of one row of [`values_sql`], in its order:
@@ -295,23 +328,46 @@ impl Jobs {
         let (keyed, plain): (Vec<_>, Vec<_>) = jobs.into_iter().enumerate().partition(|(_, j)| {
             j.unique_key.is_some() || j.once_key.is_some() || j.order.is_some()
         });
-        for chunk in plain.chunks(BATCH_ROWS) {
-            let mut values = Vec::with_capacity(chunk.len() * 11);
-            let mut rows = Vec::with_capacity(chunk.len());
-            for (i, job) in chunk {
-                let id = uuid::Uuid::now_v7().to_string();
-                values.extend(job.values(&id));
-                rows.push(values_sql(self.backend, false));
-                out[*i] = Some(Enqueued {
-                    id,
-                    duplicate: false,
-                });
+        match self.backend {
+            Backend::Postgres => {
+                for chunk in plain.chunks(PG_BATCH_ROWS) {
+                    let rows: Vec<serde_json::Value> = chunk
+                        .iter()
+                        .map(|(i, job)| {
+                            let id = uuid::Uuid::now_v7().to_string();
+                            let row = job.json_row(&id);
+                            out[*i] = Some(Enqueued {
+                                id,
+                                duplicate: false,
+                            });
+                            row
+                        })
+                        .collect();
+                    let rows = serde_json::Value::Array(rows).to_string();
+                    conn.execute_raw(self.stmt(PG_INSERT_MANY, vec![rows.into()]))
+                        .await?;
+                }
             }
-            let sql = format!(
-                "INSERT INTO sen_jobs (id, queue, kind, args, state, run_at, priority, max_attempts, timeout_ms, created_at) VALUES {}",
-                rows.join(", ")
-            );
-            conn.execute_raw(self.stmt(&sql, values)).await?;
+            Backend::Sqlite => {
+                for chunk in plain.chunks(BATCH_ROWS) {
+                    let mut values = Vec::with_capacity(chunk.len() * 11);
+                    let mut rows = Vec::with_capacity(chunk.len());
+                    for (i, job) in chunk {
+                        let id = uuid::Uuid::now_v7().to_string();
+                        values.extend(job.values(&id));
+                        rows.push(values_sql(self.backend, false));
+                        out[*i] = Some(Enqueued {
+                            id,
+                            duplicate: false,
+                        });
+                    }
+                    let sql = format!(
+                        "INSERT INTO sen_jobs (id, queue, kind, args, state, run_at, priority, max_attempts, timeout_ms, created_at) VALUES {}",
+                        rows.join(", ")
+                    );
+                    conn.execute_raw(self.stmt(&sql, values)).await?;
+                }
+            }
         }
         if !plain.is_empty() {
             self.after_insert(conn).await?;
