@@ -7,7 +7,7 @@
 //! benchmark's profile put those copies and the large allocation among the
 //! top costs of a request, even for clients (load balancers' health checks,
 //! API clients) that never ask for compression. Here a request without
-//! `gzip` or `br` in `Accept-Encoding` goes straight to the inner service,
+//! `gzip`, `br` or `*` in `Accept-Encoding` goes straight to the inner service,
 //! and a compressed response is boxed once, right where it is made.
 
 use std::future::Future;
@@ -39,13 +39,13 @@ pub struct Compress<S> {
     inner: Compression<S, DefaultPredicate>,
 }
 
-/// Whether `headers` name an encoding this layer can produce. A `q=0` entry
-/// still counts: the compression service then negotiates properly, and
-/// falls back to identity.
+/// Whether `headers` name an encoding this layer can produce, or the `*`
+/// wildcard. A `q=0` entry still counts: the compression service then
+/// negotiates properly, and falls back to identity.
 fn may_compress(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT_ENCODING).iter().any(|v| {
         let v = v.as_bytes();
-        contains_ignore_case(v, b"gzip") || contains_ignore_case(v, b"br")
+        v.contains(&b'*') || contains_ignore_case(v, b"gzip") || contains_ignore_case(v, b"br")
     })
 }
 
@@ -144,5 +144,6 @@ mod tests {
         assert!(may_compress(&headers(&["gzip"])));
         assert!(may_compress(&headers(&["deflate", "BR;q=0.5"])));
         assert!(may_compress(&headers(&["gzip, deflate, br, zstd"])));
+        assert!(may_compress(&headers(&["*"])));
     }
 }

@@ -281,6 +281,14 @@ async fn responses_are_compressed_on_request(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(r.headers()["content-encoding"], "br");
+    // The wildcard accepts ours too.
+    let r = app
+        .request(Method::GET, "/api/v1/probe/big")
+        .header("accept-encoding", "*")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("content-encoding").is_some(), "*");
     // Encodings we do not make, or gzip refused with q=0: identity.
     for accept in ["identity", "deflate, zstd", "gzip;q=0"] {
         let r = app
