@@ -68,10 +68,8 @@ tokio::task_local! {
     static REQUEST_ID: RequestId;
 }
 
-/// Runs `fut` with `id` as the current request id. An id that is not
-/// acceptable from a client is replaced by a fresh one.
-pub async fn scope<F: std::future::Future>(id: String, fut: F) -> F::Output {
-    let id = RequestId::parse(&id).unwrap_or_else(RequestId::generate);
+/// Runs `fut` with `id` as the current request id.
+pub async fn scope<F: std::future::Future>(id: RequestId, fut: F) -> F::Output {
     REQUEST_ID.scope(id, fut).await
 }
 
@@ -150,7 +148,7 @@ mod tests {
     #[tokio::test]
     async fn scope_makes_id_current() {
         assert_eq!(current(), None);
-        let seen = scope("rid-1".into(), async { current() }).await;
+        let seen = scope(RequestId::parse("rid-1").unwrap(), async { current() }).await;
         assert_eq!(seen.as_deref(), Some("rid-1"));
     }
 }
