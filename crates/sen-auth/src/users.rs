@@ -225,6 +225,34 @@ pub async fn grants_of(
         .collect()
 }
 
+/// The role grants of several users in one query (a page of the admin
+/// list), by user id; users without grants are absent.
+pub async fn grants_of_many(
+    ctx: &AppContext,
+    conn: &impl ConnectionTrait,
+    user_ids: &[&str],
+) -> Result<std::collections::HashMap<String, Vec<sen_core::principal::Grant>>, sea_orm::DbErr> {
+    let mut out: std::collections::HashMap<String, Vec<_>> = std::collections::HashMap::new();
+    if user_ids.is_empty() {
+        return Ok(out);
+    }
+    let marks = vec!["?"; user_ids.len()].join(", ");
+    let sql = format!(
+        "SELECT user_id, role, scope FROM sen_user_roles WHERE user_id IN ({marks}) ORDER BY user_id, role, scope"
+    );
+    let values: Vec<sea_orm::Value> = user_ids.iter().map(|id| (*id).into()).collect();
+    let rows = conn.query_all_raw(ctx.db().statement(&sql, values)).await?;
+    for r in &rows {
+        out.entry(r.try_get("", "user_id")?)
+            .or_default()
+            .push(sen_core::principal::Grant {
+                role: r.try_get("", "role")?,
+                scope: r.try_get("", "scope")?,
+            });
+    }
+    Ok(out)
+}
+
 /// Parses the `role|scope,role|scope` aggregate the authenticator selects.
 pub fn parse_grants(agg: Option<&str>) -> Vec<sen_core::principal::Grant> {
     let mut grants: Vec<_> = agg

@@ -265,6 +265,8 @@ pub struct Users {
     pub q: String,
     /// Only holders of this role ("" = everyone).
     pub role: String,
+    /// `active`, `disabled`, or "" for both.
+    pub status: &'static str,
     /// This page.
     pub users: Vec<UserLine>,
     /// The next page's cursor.
@@ -275,13 +277,16 @@ pub struct Users {
     pub error: Option<String>,
 }
 
-/// `?q=&cursor=`.
+/// `?q=&role=&status=&cursor=`.
 #[derive(Debug, Deserialize)]
 pub struct UserSearch {
     #[serde(default)]
     q: String,
     #[serde(default)]
     role: String,
+    /// `active`, `disabled`, or anything else for both.
+    #[serde(default)]
+    status: String,
     #[serde(default)]
     cursor: Option<String>,
 }
@@ -300,9 +305,16 @@ pub async fn users(
     if !me.has("auth:users.read") {
         return Ok(forbidden(f));
     }
+    use sen_auth::routes::admin::UserStatus;
+    let status = match s.status.as_str() {
+        "active" => Some(UserStatus::Active),
+        "disabled" => Some(UserStatus::Disabled),
+        _ => None,
+    };
     let query = sen_auth::routes::admin::UserQuery {
         q: Some(s.q.clone()),
         role: Some(s.role.clone()),
+        status,
         limit: Some(50),
         cursor: s.cursor,
     };
@@ -314,6 +326,11 @@ pub async fn users(
             f,
             q: s.q,
             role: s.role,
+            status: match status {
+                Some(UserStatus::Active) => "active",
+                Some(UserStatus::Disabled) => "disabled",
+                None => "",
+            },
             users: page
                 .items
                 .into_iter()

@@ -68,6 +68,7 @@ pub async fn create(
                 f,
                 q: String::new(),
                 role: String::new(),
+                status: "",
                 users: Vec::new(),
                 next_cursor: None,
                 can_write: true,

@@ -954,6 +954,57 @@ async fn admin_manages_users_roles_and_reads_the_audit_log(app: TestApp) {
         "invalid_credentials",
     )
     .await;
+    // The list filters by account state, and each listed user carries
+    // their own grants (read for the whole page at once).
+    let emails = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["email"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let disabled: Value = get_auth(&app, "/api/v1/admin/users?status=disabled", &owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(emails(&disabled), ["ann@example.com"], "{disabled}");
+    assert_eq!(disabled["items"][0]["disabled"], true);
+    assert_eq!(
+        disabled["items"][0]["roles"],
+        json!(["support", "system.viewer@region-1"])
+    );
+    let active: Value = get_auth(&app, "/api/v1/admin/users?status=active", &owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let active_emails = emails(&active);
+    assert!(
+        active_emails.contains(&"cat@example.com".to_string())
+            && !active_emails.contains(&"ann@example.com".to_string()),
+        "{active}"
+    );
+    let owner_row = active["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["roles"] == json!(["owner"]));
+    assert!(owner_row.is_some(), "the owner keeps its grant: {active}");
+    let cat_row = active["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "cat@example.com")
+        .unwrap();
+    assert_eq!(cat_row["roles"], json!([]), "{cat_row}");
+    assert_problem(
+        get_auth(&app, "/api/v1/admin/users?status=gone", &owner).await,
+        400,
+        "invalid_query",
+    )
+    .await;
     assert_problem(
         get_auth(&app, "/api/v1/admin/users/no-such-user", &owner).await,
         404,

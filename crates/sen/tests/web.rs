@@ -563,6 +563,29 @@ async fn operators_create_users_and_grant_scoped_roles(app: TestApp) {
         409,
         "an existing email is refused on the page"
     );
+    // The list filters by state: disable Cam, find her only among the
+    // disabled; the filter survives into the page's own form.
+    let r = post_form(
+        &app,
+        &owner,
+        &format!("/admin/apps/users/{id}/disable"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let list = |path: &'static str| {
+        let req = app.request(Method::GET, path).bearer_auth(&owner);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let row = format!("id=\"user-{id}\"");
+    let disabled = list("/admin/apps/users?status=disabled").await;
+    assert!(disabled.contains(&row), "{disabled}");
+    assert_eq!(disabled.matches("id=\"user-").count(), 1, "{disabled}");
+    assert!(disabled.contains("<option value=\"disabled\" selected>"));
+    let active = list("/admin/apps/users?status=active").await;
+    assert!(!active.contains(&row) && active.contains("id=\"user-"));
+    let every = list("/admin/apps/users?status=whatever").await;
+    assert!(every.contains(&row) && every.matches("id=\"user-").count() >= 2);
 }
 
 sen_testkit::both_backends!(spawn;

@@ -43,10 +43,22 @@ pub struct UserQuery {
     pub q: Option<String>,
     /// Only holders of this role (globally or scoped).
     pub role: Option<String>,
+    /// Only active or only disabled accounts; both when absent.
+    pub status: Option<UserStatus>,
     /// Page size (1–200, default 50).
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+/// An account's state, as a list filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UserStatus {
+    /// Can sign in.
+    Active,
+    /// Disabled by an operator: no sign-in, sessions and keys refused.
+    Disabled,
 }
 
 /// A page of users.
@@ -92,16 +104,26 @@ pub async fn list_users(
         );
         values.push(role.into());
     }
+    match q.status {
+        Some(UserStatus::Active) => sql.push_str(" AND u.disabled_at IS NULL"),
+        Some(UserStatus::Disabled) => sql.push_str(" AND u.disabled_at IS NOT NULL"),
+        None => {}
+    }
     sql.push_str(" ORDER BY u.id LIMIT ?");
     values.push(i64::from(limit + 1).into());
     let db = ctx.db();
     let rows = db.orm().query_all_raw(db.statement(&sql, values)).await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for r in rows.iter().take(limit as usize) {
-        let u = UserRow::from_row(r)?;
-        let grants = users::grants_of(&ctx, db.orm(), &u.id).await?;
-        items.push(UserView::new(&ctx, &u, &grants));
-    }
+    let page = rows
+        .iter()
+        .take(limit as usize)
+        .map(UserRow::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<&str> = page.iter().map(|u| u.id.as_str()).collect();
+    let mut grants = users::grants_of_many(&ctx, db.orm(), &ids).await?;
+    let items: Vec<UserView> = page
+        .iter()
+        .map(|u| UserView::new(&ctx, u, grants.remove(&u.id).as_deref().unwrap_or_default()))
+        .collect();
     let next_cursor = (rows.len() > limit as usize)
         .then(|| items.last().map(|u| u.id.clone()))
         .flatten();
