@@ -80,6 +80,7 @@ impl App for SystemApp {
             Box::new(crate::jobs::schema::IndexJobsByState),
             Box::new(crate::activity::CreateActivity),
             Box::new(crate::settings::CreateSettings),
+            Box::new(crate::jobs::schema::OneStateIndex),
         ]
     }
 

@@ -79,6 +79,16 @@ struct Shared {
     wake: Arc<Notify>,
     /// Completions go through one task that batches them into one UPDATE.
     completions: mpsc::Sender<Completion>,
+    /// Metric handles registered once per kind and queue: the macros
+    /// build and hash their label set on every call, three times per job.
+    kind_metrics: HashMap<&'static str, KindMetrics>,
+    queue_wait: HashMap<String, metrics::Histogram>,
+}
+
+/// The per-job metrics of one kind.
+struct KindMetrics {
+    completed: metrics::Counter,
+    run_time: metrics::Histogram,
 }
 
 /// A finished job waiting for its completion to be recorded.
@@ -130,6 +140,24 @@ pub struct RunningWorker {
 /// Starts the worker role for `ctx` (jobs of every registered app).
 pub fn start(ctx: AppContext, config: WorkerConfig) -> Result<RunningWorker, WorkerError> {
     let handlers = handlers(&ctx)?;
+    let kind_metrics = handlers
+        .keys()
+        .map(|kind| {
+            let m = KindMetrics {
+                completed: metrics::counter!("jobs_completed_total", "kind" => *kind),
+                run_time: metrics::histogram!("job_run_duration_seconds", "kind" => *kind),
+            };
+            (*kind, m)
+        })
+        .collect();
+    let queue_wait = config
+        .queues
+        .iter()
+        .map(|(q, _)| {
+            let h = metrics::histogram!("job_queue_wait_seconds", "queue" => q.clone());
+            (q.clone(), h)
+        })
+        .collect();
     let wake = Arc::new(Notify::new());
     let (completions, completion_rx) = mpsc::channel(COMPLETION_BATCH * 4);
     let shared = Arc::new(Shared {
@@ -139,6 +167,8 @@ pub fn start(ctx: AppContext, config: WorkerConfig) -> Result<RunningWorker, Wor
         tokens: Mutex::default(),
         wake,
         completions,
+        kind_metrics,
+        queue_wait,
     });
     // Ends when every sender (the shared state) is gone, after the queues drained.
     tokio::spawn(complete_in_batches(ctx.clone(), completion_rx));
@@ -233,15 +263,27 @@ async fn run_queue(
     concurrency: usize,
     mut stopped: watch::Receiver<bool>,
 ) {
+    // `slots`: handlers running at once (the queue's concurrency). A job
+    // gives its slot back as soon as its handler returns, so the next
+    // claim overlaps the write that records the outcome; `claimed` bounds
+    // the jobs held by this queue (running or being recorded) to twice
+    // the concurrency, so a slow database cannot pile up claimed jobs.
     let slots = Arc::new(Semaphore::new(concurrency));
+    let claimed = Arc::new(Semaphore::new(concurrency.saturating_mul(2)));
     let mut running = JoinSet::new();
     let mut db_backoff = Duration::from_millis(50);
     while !*stopped.borrow() {
         while running.try_join_next().is_some() {}
-        let free = slots.available_permits();
+        let free = slots.available_permits().min(claimed.available_permits());
         if free == 0 {
+            // Only this loop takes permits, so once one of each is free
+            // the next round sees them.
+            let both = async {
+                drop(slots.acquire().await);
+                drop(claimed.acquire().await);
+            };
             tokio::select! {
-                _ = running.join_next() => {}
+                _ = both => {}
                 _ = stopped.changed() => break,
             }
             continue;
@@ -272,13 +314,16 @@ async fn run_queue(
                         .or_default() += jobs.len();
                 }
                 for job in jobs {
-                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                    let (Ok(slot), Ok(held)) = (
+                        slots.clone().acquire_owned().await,
+                        claimed.clone().acquire_owned().await,
+                    ) else {
                         break;
                     };
                     let shared = shared.clone();
                     running.spawn(async move {
-                        execute(&shared, job).await;
-                        drop(permit);
+                        execute(&shared, job, slot).await;
+                        drop(held);
                     });
                 }
             }
@@ -315,12 +360,17 @@ async fn run_queue(
     }
 }
 
-/// Runs one claimed job to its recorded outcome.
-async fn execute(shared: &Shared, job: ClaimedJob) {
+/// Runs one claimed job to its recorded outcome; `slot` is given back
+/// when the handler returns, before the outcome is written.
+async fn execute(shared: &Shared, job: ClaimedJob, slot: tokio::sync::OwnedSemaphorePermit) {
     let started = Instant::now();
     let waited_us = sen_core::jobs::micros(chrono::Utc::now()) - job.run_at;
-    metrics::histogram!("job_queue_wait_seconds", "queue" => job.queue.clone())
-        .record(waited_us.max(0) as f64 / 1e6);
+    let waited = waited_us.max(0) as f64 / 1e6;
+    match shared.queue_wait.get(&job.queue) {
+        Some(h) => h.record(waited),
+        None => metrics::histogram!("job_queue_wait_seconds", "queue" => job.queue.clone())
+            .record(waited),
+    }
     let db = shared.ctx.db();
     let Some(handler) = shared.handlers.get(job.kind.as_str()) else {
         let msg = format!("no handler for job kind `{}` in this worker", job.kind);
@@ -340,7 +390,7 @@ async fn execute(shared: &Shared, job: ClaimedJob) {
     let outcome = std::panic::AssertUnwindSafe(tokio::time::timeout(timeout, run))
         .catch_unwind()
         .await;
-    let kind = job.kind.clone();
+    drop(slot);
     let backoff = handler
         .options()
         .backoff
@@ -361,7 +411,9 @@ async fn execute(shared: &Shared, job: ClaimedJob) {
             };
             match result {
                 Ok(true) => {
-                    metrics::counter!("jobs_completed_total", "kind" => kind.clone()).increment(1);
+                    if let Some(m) = shared.kind_metrics.get(job.kind.as_str()) {
+                        m.completed.increment(1);
+                    }
                     shared
                         .ctx
                         .activity()
@@ -411,8 +463,9 @@ async fn execute(shared: &Shared, job: ClaimedJob) {
             record_failure(shared, &job, &msg, true, backoff).await;
         }
     }
-    metrics::histogram!("job_run_duration_seconds", "kind" => kind)
-        .record(started.elapsed().as_secs_f64());
+    if let Some(m) = shared.kind_metrics.get(job.kind.as_str()) {
+        m.run_time.record(started.elapsed().as_secs_f64());
+    }
     let mut tokens = shared.tokens.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(n) = tokens.get_mut(&job.lock_token) {
         *n -= 1;

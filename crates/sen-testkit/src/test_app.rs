@@ -131,6 +131,9 @@ impl TestAppBuilder {
             },
         ));
         let worker = self.workers.then(|| {
+            // As `sen` does: the recorder first, since workers register
+            // their metric handles when they start.
+            sen_http::metrics::handle();
             sen_jobs::start(ctx.clone(), sen_jobs::WorkerConfig::from_context(&ctx))
                 .expect("start workers")
         });

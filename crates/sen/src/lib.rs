@@ -185,6 +185,10 @@ async fn run_roles(
         }
     };
     ctx.start_apps().await?;
+    // The metrics recorder before any role: workers register their metric
+    // handles when they start, and a handle taken before the recorder is
+    // installed records nothing.
+    sen_http::metrics::handle();
     let worker = if ctx.roles().contains(&Role::Worker) {
         Some(sen_jobs::start(
             ctx.clone(),

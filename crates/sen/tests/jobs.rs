@@ -665,6 +665,18 @@ async fn workers_run_handlers_to_their_outcomes(app: TestApp) {
     )
     .await;
     wait_state(&app, &after, "completed").await;
+    // What the workers did is on /metrics (the process's one recorder, so
+    // other tests' jobs may add to the counts: these are lower bounds).
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `{series}` in /metrics:\n{text}"))
+    };
+    assert!(value("jobs_completed_total{kind=\"test.record\"}") >= 2.0);
+    assert!(value("jobs_completed_total{kind=\"test.flaky\"}") >= 1.0);
+    assert!(value("job_run_duration_seconds_count{kind=\"test.explodes\"}") >= 3.0);
+    assert!(value("job_queue_wait_seconds_count{queue=\"default\"}") >= 8.0);
 }
 
 async fn batch_enqueue_drains_completely(app: TestApp) {
@@ -985,8 +997,59 @@ async fn duplicate_job_kinds_fail_at_start() {
     assert!(err.contains("test.record"), "{err}");
 }
 
+/// One index on `state` serves the state listings (the dead-letter view
+/// newest first, with or without a queue), so a job's state change writes
+/// one state index entry, not two.
+async fn state_listings_read_the_one_state_index(app: TestApp) {
+    let db = app.ctx.db();
+    let sql = match db.backend() {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sen_jobs' ORDER BY name"
+        }
+        Backend::Postgres => {
+            "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'sen_jobs' ORDER BY indexname"
+        }
+    };
+    let names: Vec<String> = db
+        .orm()
+        .query_all_raw(db.statement(sql, []))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get("", "name").unwrap())
+        .collect();
+    let state_indexes: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("sen_jobs_state"))
+        .collect();
+    assert_eq!(state_indexes, ["sen_jobs_state_id"], "{names:?}");
+    if db.backend() == Backend::Sqlite {
+        for filter in ["", " AND queue = 'default'"] {
+            let plan: Vec<String> = db
+                .orm()
+                .query_all_raw(db.statement(
+                    &format!(
+                        "EXPLAIN QUERY PLAN SELECT id FROM sen_jobs WHERE state = 'dead'{filter} ORDER BY id DESC LIMIT 50"
+                    ),
+                    [],
+                ))
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get("", "detail").unwrap())
+                .collect();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains("sen_jobs_state_id") && !plan.contains("TEMP B-TREE"),
+                "state listing{filter} sorts instead of reading the index: {plan}"
+            );
+        }
+    }
+}
+
 sen_testkit::both_backends!(spawn;
     enqueue_commits_and_rolls_back_with_the_caller,
+    state_listings_read_the_one_state_index,
     unique_keys_dedupe_live_jobs_and_once_keys_forever,
     delayed_jobs_wait_for_their_time,
     stale_completion_is_fenced_out,

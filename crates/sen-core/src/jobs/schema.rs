@@ -36,7 +36,8 @@ const STATEMENTS: &[&str] = &[
         WHERE state IN ('available', 'scheduled', 'retryable')",
     // What the rescuer scans: running jobs by lease.
     "CREATE INDEX sen_jobs_running ON sen_jobs (lease_until) WHERE state = 'running'",
-    // Admin listings by state.
+    // Admin listings by state (replaced by `sen_jobs_state_id`, see
+    // `OneStateIndex`; migrations are never edited once released).
     "CREATE INDEX sen_jobs_state ON sen_jobs (state, queue, id)",
     // Idempotent enqueue: one live job per key.
     "CREATE UNIQUE INDEX sen_jobs_unique_live ON sen_jobs (unique_key)
@@ -90,6 +91,26 @@ impl Migration for IndexJobsByState {
     async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
         tx.execute_unprepared("CREATE INDEX sen_jobs_state_id ON sen_jobs (state, id)")
             .await?;
+        Ok(())
+    }
+}
+
+/// Drops `sen_jobs_state (state, queue, id)`: `sen_jobs_state_id (state, id)`
+/// serves every state listing and count it served (a queue filter reads
+/// the state's entries in id order and skips other queues), and every
+/// state change of a job is a non-HOT update that writes one entry into
+/// each index on `state`, so the second one cost each transition an
+/// index insert for nothing.
+pub struct OneStateIndex;
+
+#[async_trait]
+impl Migration for OneStateIndex {
+    fn name(&self) -> &'static str {
+        "0008_jobs_one_state_index"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        tx.execute_unprepared("DROP INDEX sen_jobs_state").await?;
         Ok(())
     }
 }
