@@ -44,6 +44,7 @@ pub struct UserQuery {
     /// Only holders of this role (globally or scoped).
     pub role: Option<String>,
     /// Only active or only disabled accounts; both when absent.
+    #[param(inline)]
     pub status: Option<UserStatus>,
     /// Page size (1–200, default 50).
     pub limit: Option<u32>,
