@@ -137,8 +137,8 @@ impl App for AuthApp {
         })
     }
 
-    fn routes(&self) -> OpenApiRouter<AppContext> {
-        OpenApiRouter::new()
+    fn routes(&self) -> sen_core::routes::Routes {
+        sen_core::routes::Routes::new()
             .routes(routes!(routes::auth::register))
             .routes(routes!(routes::auth::login))
             .routes(routes!(routes::auth::refresh))

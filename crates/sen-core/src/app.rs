@@ -27,10 +27,11 @@ pub trait App: Send + Sync + 'static {
     fn migrations(&self) -> Vec<Box<dyn Migration>> {
         Vec::new()
     }
-    /// The app's REST routes, mounted at `/api/v1/{name}`; each handler's
-    /// `#[utoipa::path]` feeds the OpenAPI document.
-    fn routes(&self) -> OpenApiRouter<AppContext> {
-        OpenApiRouter::new()
+    /// The app's REST routes, declared relative to the app and mounted at
+    /// `/api/v1/{name}`; each handler's `#[utoipa::path]` feeds the OpenAPI
+    /// document.
+    fn routes(&self) -> crate::routes::Routes {
+        crate::routes::Routes::new()
     }
     /// Runs once per process before it serves or works, after migrations:
     /// load keys, attach shared state with `ctx.insert_extension`, install

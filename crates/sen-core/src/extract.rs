@@ -3,13 +3,16 @@
 //! with the field path on a body of the wrong shape) and `Valid<T>` (422 with
 //! one entry per field that fails its `garde` rules).
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::body::{Bytes, HttpBody as _};
+use axum::extract::{FromRef, FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use futures::StreamExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::context::AppContext;
 use crate::error::{AppError, FieldError};
 
 /// A JSON body in, or a JSON response out.
@@ -32,27 +35,102 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    AppContext: FromRef<S>,
+    T: DeserializeOwned,
+{
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
         if !is_json(req.headers()) {
-            return Err(AppError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+            return Err(refuse_unread(
+                req,
+                AppError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+                    .with_detail("Send the body as application/json."),
             )
-            .with_detail("Send the body as application/json."));
+            .await);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
-                    .with_detail("The request body is larger than this server accepts.")
-            } else {
-                AppError::bad_request("unreadable_body", "The request body could not be read.")
-            }
-        })?;
+        let limit = AppContext::from_ref(state).config().body_limit_bytes;
+        let bytes = read_limited(req, limit).await?;
         parse(&bytes).map(Json)
     }
+}
+
+fn too_large() -> AppError {
+    AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        .with_detail("The request body is larger than this server accepts.")
+}
+
+/// Answers `error` to a request whose body is not read: the rest of the
+/// body is read out first (bounded, see `linger`) and the connection is
+/// closed, so a client still sending gets the answer instead of a reset.
+async fn refuse_unread(req: Request, error: AppError) -> AppError {
+    let declared_empty = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    if declared_empty || req.body().is_end_stream() {
+        return error;
+    }
+    let (parts, body) = req.into_parts();
+    crate::linger::linger(&parts.headers, &mut body.into_data_stream()).await;
+    error.with_header(header::CONNECTION, HeaderValue::from_static("close"))
+}
+
+/// The body, at most `limit` bytes. Over the limit (declared or sent) the
+/// answer is 413 `payload_too_large`, given only after the rest of the
+/// body was read out (see [`refuse_unread`]): axum's own limit answers
+/// before reading, and a client still writing a large body then sees a
+/// reset instead of the 413.
+async fn read_limited(req: Request, limit: usize) -> Result<Bytes, AppError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(refuse_unread(req, too_large()).await);
+    }
+    let (parts, body) = req.into_parts();
+    let mut stream = body.into_data_stream();
+    let unreadable =
+        || AppError::bad_request("unreadable_body", "The request body could not be read.");
+    // Most bodies arrive as one chunk: hand that one on without copying.
+    let Some(first) = stream.next().await.transpose().map_err(|_| unreadable())? else {
+        return Ok(Bytes::new());
+    };
+    let mut buf: Option<BytesMut> = None;
+    let mut len = first.len();
+    let mut first = Some(first);
+    loop {
+        if len > limit {
+            if !crate::linger::expects_continue(&parts.headers) {
+                crate::linger::discard(&mut stream).await;
+            }
+            return Err(
+                too_large().with_header(header::CONNECTION, HeaderValue::from_static("close"))
+            );
+        }
+        let Some(chunk) = stream.next().await.transpose().map_err(|_| unreadable())? else {
+            break;
+        };
+        len += chunk.len();
+        let b = buf.get_or_insert_with(|| {
+            let mut b = BytesMut::with_capacity(declared.map_or(0, |n| n as usize).max(len));
+            if let Some(f) = first.take() {
+                b.extend_from_slice(&f);
+            }
+            b
+        });
+        b.extend_from_slice(&chunk);
+    }
+    Ok(match (buf, first) {
+        (Some(b), _) => b.freeze(),
+        (None, Some(f)) => f,
+        (None, None) => Bytes::new(),
+    })
 }
 
 /// Parses a JSON body into `T`, classifying failures as 400 or 422.
@@ -166,6 +244,7 @@ pub struct Valid<T>(pub T);
 impl<S, T> FromRequest<S> for Valid<T>
 where
     S: Send + Sync,
+    AppContext: FromRef<S>,
     T: DeserializeOwned + garde::Validate,
     T::Context: Default,
 {

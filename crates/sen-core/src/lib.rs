@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod jobs;
+pub mod linger;
 pub mod mail;
 pub mod migrate;
 pub mod principal;
@@ -28,6 +29,7 @@ pub mod redis_link;
 pub mod request_id;
 pub mod resource;
 pub mod role;
+pub mod routes;
 pub mod settings;
 pub mod system;
 

@@ -34,7 +34,15 @@ impl RequestId {
     /// A fresh UUIDv7 (time-ordered, so ids sort by arrival).
     pub fn generate() -> Self {
         let mut bytes = [0; MAX_LEN];
-        let len = uuid::Uuid::now_v7()
+        // A context per thread rather than `Uuid::now_v7()`'s one global
+        // mutex, which every core's requests would contend on: ids stay
+        // ordered per thread and unique (the counter is seeded randomly
+        // each millisecond), which is all a request id needs.
+        thread_local! {
+            static CONTEXT: uuid::ContextV7 = const { uuid::ContextV7::new() };
+        }
+        let uuid = CONTEXT.with(|c| uuid::Uuid::new_v7(uuid::Timestamp::now(c)));
+        let len = uuid
             .hyphenated()
             .encode_lower(&mut bytes[..uuid::fmt::Hyphenated::LENGTH])
             .len();

@@ -10,7 +10,6 @@ use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, ColumnDef, Index, Table};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::App;
@@ -92,8 +91,8 @@ impl App for SystemApp {
         )]
     }
 
-    fn routes(&self) -> OpenApiRouter<AppContext> {
-        OpenApiRouter::new()
+    fn routes(&self) -> crate::routes::Routes {
+        crate::routes::Routes::new()
             .routes(routes!(info))
             .routes(routes!(instances))
     }

@@ -204,7 +204,7 @@ pub async fn put_local(
     let mut stream = body.into_data_stream();
     let outcome = receive_local(&ctx, &id, &q, &headers, &mut stream).await;
     if outcome.is_err() {
-        crate::linger::linger(&headers, &mut stream).await;
+        sen_core::linger::linger(&headers, &mut stream).await;
     }
     outcome
 }

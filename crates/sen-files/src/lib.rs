@@ -12,7 +12,6 @@
 
 pub mod direct;
 pub mod download;
-pub mod linger;
 pub mod names;
 pub mod presign;
 pub mod records;

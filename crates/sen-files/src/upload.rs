@@ -51,7 +51,7 @@ pub async fn receive(
     match receive_inner(ctx, state, owner, purpose, headers, &mut stream).await {
         Ok(row) => Ok(row),
         Err(e) => {
-            crate::linger::linger(headers, &mut stream).await;
+            sen_core::linger::linger(headers, &mut stream).await;
             Err(e.with_header(header::CONNECTION, http::HeaderValue::from_static("close")))
         }
     }

@@ -38,6 +38,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             match recorder {
                 Ok(h) => {
                     describe();
+                    start_upkeep(h.clone());
                     Some(h)
                 }
                 Err(e) => {
@@ -47,6 +48,28 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample until it is folded into the
+/// buckets, which only `render` or `run_upkeep` does: a process nobody
+/// scrapes would grow by every request's and job's latency sample for
+/// ever. A plain thread (not a task) so it runs whatever runtime, or none,
+/// installed the recorder.
+fn start_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("sen-metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; histograms fold only when scraped");
+    }
 }
 
 fn describe() {

@@ -69,16 +69,19 @@ fn documented_routes(
     let mut api = OpenApiRouter::<AppContext>::new();
     for app in apps.iter() {
         let name = app.name();
-        let app_routes = catch_unwind(AssertUnwindSafe(|| app.routes())).map_err(|p| {
+        // Each app's routes at their full paths (not `nest`: see
+        // `sen_core::routes`), first on their own so a clash inside one
+        // app is told apart from a clash between apps.
+        let app_routes = catch_unwind(AssertUnwindSafe(|| {
+            app.routes().mount(&format!("/api/v1/{name}"))
+        }))
+        .map_err(|p| {
             anyhow::anyhow!(
                 "app `{name}` declares conflicting routes: {}",
                 panic_text(&p)
             )
         })?;
-        api = catch_unwind(AssertUnwindSafe(move || {
-            api.nest(&format!("/api/v1/{name}"), app_routes)
-        }))
-        .map_err(|p| {
+        api = catch_unwind(AssertUnwindSafe(move || api.merge(app_routes))).map_err(|p| {
             anyhow::anyhow!(
                 "app `{name}`'s routes conflict with another app's: {}",
                 panic_text(&p)

@@ -59,8 +59,8 @@ impl App for RealtimeApp {
         vec![Box::new(schema::CreateRealtimeTables)]
     }
 
-    fn routes(&self) -> OpenApiRouter<AppContext> {
-        OpenApiRouter::new()
+    fn routes(&self) -> sen_core::routes::Routes {
+        sen_core::routes::Routes::new()
             .routes(routes!(ws::websocket))
             .routes(routes!(sse::sse))
     }

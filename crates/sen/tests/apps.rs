@@ -15,7 +15,6 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use sen_core::migrate::{Migration, SchemaMigration};
 use sen_core::{App, AppContext, Apps, Backend};
 use sen_testkit::TestApp;
-use utoipa_axum::router::OpenApiRouter;
 
 struct Clashing;
 
@@ -29,8 +28,8 @@ impl App for Clashing {
     fn description(&self) -> &'static str {
         "Declares one route twice"
     }
-    fn routes(&self) -> OpenApiRouter<AppContext> {
-        OpenApiRouter::new()
+    fn routes(&self) -> sen_core::routes::Routes {
+        sen_core::routes::Routes::new()
             .route("/x", get(|| async { "a" }))
             .route("/x", get(|| async { "b" }))
     }

@@ -127,6 +127,50 @@ async fn oversized_body_is_413(app: TestApp) {
         .await
         .unwrap();
     assert_problem(r, 413, "payload_too_large").await;
+
+    // Far larger than the socket buffers, so the client is still writing
+    // when the server decides: it must read the 413, not a reset, whether
+    // the size was declared or only discovered while streaming.
+    let huge = format!(
+        "{{\"name\":\"{}\",\"qty\":1}}",
+        "a".repeat(limit + 16 * 1024 * 1024)
+    );
+    let r = app
+        .request(Method::POST, "/api/v1/probe/items")
+        .header("content-type", "application/json")
+        .body(huge.clone())
+        .send()
+        .await
+        .expect("the 413 arrives instead of a reset");
+    assert_eq!(r.headers()["connection"], "close");
+    assert_problem(r, 413, "payload_too_large").await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = huge
+        .into_bytes()
+        .chunks(64 * 1024)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let r = app
+        .request(Method::POST, "/api/v1/probe/items")
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .expect("the 413 arrives instead of a reset");
+    assert_problem(r, 413, "payload_too_large").await;
+    // A body of the wrong type is refused the same way.
+    let r = app
+        .request(Method::POST, "/api/v1/probe/items")
+        .header("content-type", "text/plain")
+        .body(vec![b'x'; 8 * 1024 * 1024])
+        .send()
+        .await
+        .expect("the 415 arrives instead of a reset");
+    assert_problem(r, 415, "unsupported_media_type").await;
+    // The server still answers a good body.
+    let r = app
+        .post_json("/api/v1/probe/items", &json!({"name": "b", "qty": 1}))
+        .await;
+    assert_eq!(r.status(), 201);
 }
 
 async fn internal_error_is_500_without_internals(app: TestApp) {

@@ -182,6 +182,35 @@ async fn openapi_document_lists_app_routes(app: TestApp) {
     assert!(spec["components"]["schemas"].get("NewItem").is_some());
 }
 
+async fn app_routes_mount_at_their_full_path(app: TestApp) {
+    // `/` mounts at the app's own path, a path without a leading slash
+    // under it, and the handler sees the request's real URI and template.
+    let r = app.get("/api/v1/probe").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "probe root");
+    let r = app.get("/api/v1/probe/where/7?x=1").await;
+    assert_eq!(r.status(), 200);
+    let seen: Value = r.json().await.unwrap();
+    assert_eq!(seen["uri"], "/api/v1/probe/where/7?x=1");
+    assert_eq!(seen["matched"], "/api/v1/probe/where/{id}");
+    assert_problem(app.get("/api/v1/probe/where").await, 404, "not_found").await;
+    // Documented routes carry the full path in the OpenAPI document, once.
+    let spec: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/api/v1/probe/items"));
+    assert!(paths.contains_key("/api/v1/auth/login"));
+    assert!(
+        !paths.keys().any(|p| p.contains("//") || p == "/items"),
+        "{:?}",
+        paths.keys()
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"route="/api/v1/probe/where/{id}""#),
+        "{metrics}"
+    );
+}
+
 async fn docs_ui_is_self_contained(app: TestApp) {
     let r = app.get("/api/docs/").await;
     assert_eq!(r.status(), 200);
@@ -379,6 +408,7 @@ sen_testkit::both_backends!(spawn;
     readiness_fails_when_database_is_gone,
     metrics_count_requests_by_route_and_status,
     openapi_document_lists_app_routes,
+    app_routes_mount_at_their_full_path,
     docs_ui_is_self_contained,
     request_id_is_echoed_or_generated,
     security_headers_on_every_response,

@@ -124,8 +124,8 @@ impl App for Chaos {
             |_, _, _| Box::pin(async { Ok(true) }),
         )]
     }
-    fn routes(&self) -> utoipa_axum::router::OpenApiRouter<sen_core::AppContext> {
-        utoipa_axum::router::OpenApiRouter::new()
+    fn routes(&self) -> sen_core::routes::Routes {
+        sen_core::routes::Routes::new()
             .routes(utoipa_axum::routes!(publish))
             .routes(utoipa_axum::routes!(notify_me))
     }

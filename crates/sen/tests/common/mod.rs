@@ -48,7 +48,6 @@ use sen_core::extract::{Json, Query, Valid};
 use sen_core::{App, AppContext, AppError, AppResult, Apps};
 use sen_testkit::{Backend, TestApp};
 use serde::{Deserialize, Serialize};
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The probe app.
@@ -133,8 +132,8 @@ impl App for Probe {
             permissions: vec!["reports.read", "reports.write"],
         }]
     }
-    fn routes(&self) -> OpenApiRouter<AppContext> {
-        OpenApiRouter::new()
+    fn routes(&self) -> sen_core::routes::Routes {
+        sen_core::routes::Routes::new()
             .routes(routes!(create_item))
             .routes(routes!(boom))
             .routes(routes!(panic_handler))
@@ -145,6 +144,8 @@ impl App for Probe {
             .routes(routes!(publish))
             .routes(routes!(notify_user))
             .routes(routes!(send_mail))
+            .route("/", axum::routing::get(|| async { "probe root" }))
+            .route("where/{id}", axum::routing::get(where_am_i))
     }
     fn mail_templates(&self) -> Vec<sen_core::mail::MailTemplate> {
         use sen_core::mail::MailTemplate;
@@ -504,4 +505,13 @@ pub fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
+}
+
+/// What a mounted route's handler sees of its own request: the URI and the
+/// matched route template.
+async fn where_am_i(
+    uri: axum::http::Uri,
+    matched: axum::extract::MatchedPath,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "uri": uri.to_string(), "matched": matched.as_str() }))
 }

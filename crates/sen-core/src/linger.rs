@@ -1,4 +1,5 @@
-//! Reading out a refused upload before answering.
+//! Reading out a refused body before answering (uploads, and JSON bodies
+//! over the size limit).
 //!
 //! When a handler refuses a body it has not read (too large, bad
 //! signature), hyper closes the connection with those bytes still unread,
@@ -29,13 +30,26 @@ pub async fn linger<S, E>(headers: &HeaderMap, stream: &mut S)
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
-    let expects_continue = headers
-        .get(header::EXPECT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-    if expects_continue {
+    if expects_continue(headers) {
         return;
     }
+    discard(stream).await;
+}
+
+/// Whether the client waits for `100 Continue` before sending its body.
+pub fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+}
+
+/// Reads and discards the rest of `stream` within the same bounds, whatever
+/// the headers said (the caller has checked [`expects_continue`]).
+pub async fn discard<S, E>(stream: &mut S)
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
     let drain = async {
         let mut read: u64 = 0;
         while let Some(Ok(chunk)) = stream.next().await {
