@@ -1,7 +1,9 @@
 //! `jobs-bench DATABASE_URL N CONCURRENCY`: enqueues N no-op jobs in
 //! batches (enqueue rate), drains them with Sen's worker runtime (drain
-//! rate), measures claim-to-start latency of single jobs at low load, and
-//! the database's own ceiling (single-row insert transactions per second).
+//! rate), drains more with one job per claim and per completion
+//! (unbatched drain rate), measures claim-to-start latency of single jobs
+//! at low load, and the database's own ceiling (single-row insert
+//! transactions per second).
 //! Prints one JSON object.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -94,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
     config.database_url = sen_core::config::Secret::new(url.clone());
     config.worker_queues = vec![("default".into(), concurrency)];
     config.job_poll_ms = 20;
-    config.db_max_connections = 8;
+    config.db_max_connections = 16;
     let apps = Apps::new()
         .register(sen_core::system::SystemApp)?
         .register(Bench)?;
@@ -177,6 +179,44 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     worker.stop().await;
+
+    // Unbatched drain: every claim takes one job in its own statement and
+    // transaction, and every completion is its own UPDATE.
+    let single_n = (n / 5).clamp(1, 20_000);
+    let mut left = single_n;
+    while left > 0 {
+        let k = left.min(1000);
+        let jobs: Vec<NewJob> = (0..k).map(|_| NewJob::of(&Noop).unwrap()).collect();
+        let tx = db.begin_write().await?;
+        ctx.jobs().enqueue_many(&tx, jobs).await?;
+        tx.commit().await?;
+        left -= k;
+    }
+    let before = RAN.load(Ordering::Relaxed);
+    let t = Instant::now();
+    let mut single = sen_jobs::WorkerConfig::from_context(&ctx);
+    single.batch = 1;
+    single.complete_batch = 1;
+    // Several claims in flight: one loop would wait a round trip per job.
+    single.claimers = 16;
+    let worker = sen_jobs::start(ctx.clone(), single)?;
+    while RAN.load(Ordering::Relaxed) < before + single_n {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    loop {
+        let done = count(
+            &ctx,
+            "SELECT COUNT(*) FROM sen_jobs WHERE state = 'completed' AND kind = 'bench.noop'",
+        )
+        .await;
+        if done as usize >= n + single_n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let single_rate = single_n as f64 / t.elapsed().as_secs_f64();
+    worker.stop().await;
+
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     println!(
         "{}",
@@ -187,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
             "insert_tx_per_s": insert_tps.round(),
             "enqueue_per_s": enqueue_rate.round(),
             "drain_per_s": drain_rate.round(),
+            "drain_unbatched_per_s": single_rate.round(),
             "start_latency_p50_ms": (percentile(&latencies, 0.5) * 100.0).round() / 100.0,
             "start_latency_p99_ms": (percentile(&latencies, 0.99) * 100.0).round() / 100.0,
         })

@@ -29,6 +29,15 @@ pub struct WorkerConfig {
     pub poll: Duration,
     /// Most jobs claimed in one statement.
     pub batch: u32,
+    /// Most completions written by one statement (1: each job writes its
+    /// own completion, in its own statement and transaction).
+    pub complete_batch: usize,
+    /// Claim loops per queue, each with an equal share of its concurrency.
+    /// One is enough when claims are batched; with small claims (`batch`
+    /// of 1) each loop waits a database round trip per job, and several
+    /// loops keep several claims in flight (`SKIP LOCKED` keeps them off
+    /// each other's rows, as it does for separate worker processes).
+    pub claimers: usize,
     /// How long running jobs get to finish at shutdown before release.
     pub grace: Duration,
 }
@@ -42,6 +51,8 @@ impl WorkerConfig {
             lease: Duration::from_millis(c.job_lease_ms),
             poll: Duration::from_millis(c.job_poll_ms),
             batch: 256,
+            complete_batch: COMPLETION_BATCH,
+            claimers: 1,
             grace: c.shutdown_grace(),
         }
     }
@@ -103,9 +114,10 @@ const COMPLETION_BATCH: usize = 256;
 
 /// Records completions: takes whatever has queued up (never waits to fill
 /// a batch, so a lone job completes at once) and writes it in one UPDATE.
-async fn complete_in_batches(ctx: AppContext, mut rx: mpsc::Receiver<Completion>) {
-    let mut batch = Vec::with_capacity(COMPLETION_BATCH);
-    while rx.recv_many(&mut batch, COMPLETION_BATCH).await > 0 {
+async fn complete_in_batches(ctx: AppContext, mut rx: mpsc::Receiver<Completion>, most: usize) {
+    let most = most.max(1);
+    let mut batch = Vec::with_capacity(most);
+    while rx.recv_many(&mut batch, most).await > 0 {
         let pairs: Vec<(String, String)> = batch
             .iter()
             .map(|c| (c.id.clone(), c.token.clone()))
@@ -171,17 +183,23 @@ pub fn start(ctx: AppContext, config: WorkerConfig) -> Result<RunningWorker, Wor
         queue_wait,
     });
     // Ends when every sender (the shared state) is gone, after the queues drained.
-    tokio::spawn(complete_in_batches(ctx.clone(), completion_rx));
+    tokio::spawn(complete_in_batches(
+        ctx.clone(),
+        completion_rx,
+        config.complete_batch,
+    ));
     let (stop_claiming, claiming_stopped) = watch::channel(false);
     let (stop_background, stopped) = watch::channel(false);
     let mut queues = JoinSet::new();
     for (queue, concurrency) in &config.queues {
-        queues.spawn(run_queue(
-            shared.clone(),
-            queue.clone(),
-            (*concurrency).max(1),
-            claiming_stopped.clone(),
-        ));
+        for share in shares((*concurrency).max(1), config.claimers) {
+            queues.spawn(run_queue(
+                shared.clone(),
+                queue.clone(),
+                share,
+                claiming_stopped.clone(),
+            ));
+        }
     }
     let mut background = JoinSet::new();
     background.spawn(heartbeat(shared.clone(), stopped.clone()));
@@ -255,6 +273,14 @@ async fn listen(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
+}
+
+/// `concurrency` split into at most `loops` shares of at least one each.
+fn shares(concurrency: usize, loops: usize) -> Vec<usize> {
+    let loops = loops.clamp(1, concurrency.max(1));
+    (0..loops)
+        .map(|i| concurrency / loops + usize::from(i < concurrency % loops))
+        .collect()
 }
 
 async fn run_queue(
@@ -397,17 +423,23 @@ async fn execute(shared: &Shared, job: ClaimedJob, slot: tokio::sync::OwnedSemap
         .delay(job.attempt, rand::rng().random::<f64>());
     match outcome {
         Ok(Ok(Ok(()))) => {
-            let (recorded, result) = oneshot::channel();
-            let completion = Completion {
-                id: job.id.clone(),
-                token: job.lock_token.clone(),
-                recorded,
-            };
-            let result = match shared.completions.send(completion).await {
-                Ok(()) => result
-                    .await
-                    .unwrap_or_else(|_| Err("completion writer stopped".into())),
-                Err(_) => queue::complete(db, &job).await.map_err(|e| e.to_string()),
+            let result = if shared.config.complete_batch <= 1 {
+                // Unbatched: each job writes its own completion, so
+                // completions run side by side instead of in one line.
+                queue::complete(db, &job).await.map_err(|e| e.to_string())
+            } else {
+                let (recorded, result) = oneshot::channel();
+                let completion = Completion {
+                    id: job.id.clone(),
+                    token: job.lock_token.clone(),
+                    recorded,
+                };
+                match shared.completions.send(completion).await {
+                    Ok(()) => result
+                        .await
+                        .unwrap_or_else(|_| Err("completion writer stopped".into())),
+                    Err(_) => queue::complete(db, &job).await.map_err(|e| e.to_string()),
+                }
             };
             match result {
                 Ok(true) => {
@@ -579,6 +611,27 @@ async fn report_depths(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = stopped.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_loops_share_the_concurrency_exactly() {
+        assert_eq!(shares(10, 1), vec![10]);
+        assert_eq!(shares(10, 2), vec![5, 5]);
+        assert_eq!(shares(7, 2), vec![4, 3]);
+        assert_eq!(shares(3, 8), vec![1, 1, 1]);
+        assert_eq!(shares(4, 0), vec![4]);
+        for n in 1..300 {
+            for k in 1..10 {
+                let s = shares(n, k);
+                assert_eq!(s.iter().sum::<usize>(), n);
+                assert!(s.iter().all(|x| *x >= 1));
+            }
         }
     }
 }

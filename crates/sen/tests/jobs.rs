@@ -712,6 +712,45 @@ async fn batch_enqueue_drains_completely(app: TestApp) {
     assert_eq!(stats[0].states.get("completed"), Some(&600));
 }
 
+/// A worker that claims one job per statement and writes each completion
+/// on its own (`batch = 1`, `complete_batch = 1`: no batching at all),
+/// with four claim loops side by side, still runs every job exactly once.
+async fn unbatched_worker_drains_every_job_once(app: TestApp) {
+    let jobs: Vec<NewJob> = (0..40)
+        .map(|i| {
+            NewJob::of(&Record {
+                tag: format!("u{i}"),
+            })
+            .unwrap()
+        })
+        .collect();
+    let tx = app.ctx.db().begin_write().await.unwrap();
+    app.ctx.jobs().enqueue_many(&tx, jobs).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut config = sen_jobs::WorkerConfig::from_context(&app.ctx);
+    config.batch = 1;
+    config.complete_batch = 1;
+    config.claimers = 4;
+    let worker = sen_jobs::start(app.ctx.clone(), config).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(
+        &app,
+        "SELECT COUNT(*) FROM sen_jobs WHERE state = 'completed'",
+    )
+    .await
+        < 40
+    {
+        assert!(Instant::now() < deadline, "never drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.stop().await;
+    assert_eq!(
+        count(&app, "SELECT COUNT(DISTINCT tag) FROM test_effects").await,
+        40
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM test_effects").await, 40);
+}
+
 async fn shutdown_lets_running_jobs_finish_within_grace(mut app: TestApp) {
     let id = enqueue(&app, NewJob::of(&Nap { ms: 300 }).unwrap()).await;
     wait_state(&app, &id, "running").await;
@@ -1059,6 +1098,7 @@ sen_testkit::both_backends!(spawn;
     a_repeated_dispatch_enqueues_nothing_twice,
     enqueue_many_answers_in_input_order,
     enqueue_many_keeps_every_option,
+    unbatched_worker_drains_every_job_once,
 );
 
 mod with_workers {
