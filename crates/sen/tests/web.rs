@@ -1336,6 +1336,12 @@ async fn accounts_roles_impersonation_settings_and_tables_in_a_real_browser() {
     // Turn on two-factor by reading the secret under the QR code.
     d.goto(app.url("/me/security")).await.unwrap();
     click(d, "enable-totp").await;
+    // The click submits a form: wait for the next page, as every other
+    // submit in this test does (finding at once raced the navigation).
+    wait_for("the TOTP secret", || async {
+        d.find(By::Id("totp-secret")).await.is_ok()
+    })
+    .await;
     let secret = d
         .find(By::Id("totp-secret"))
         .await
