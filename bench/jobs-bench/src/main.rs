@@ -75,6 +75,41 @@ async fn count(ctx: &AppContext, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
+/// Enqueues `n` no-op jobs in transactions of 1000.
+async fn enqueue_noops(ctx: &AppContext, n: usize) -> anyhow::Result<()> {
+    let db = ctx.db();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(1000);
+        let jobs: Vec<NewJob> = (0..k).map(|_| NewJob::of(&Noop).unwrap()).collect();
+        let tx = db.begin_write().await?;
+        ctx.jobs().enqueue_many(&tx, jobs).await?;
+        tx.commit().await?;
+        left -= k;
+    }
+    Ok(())
+}
+
+/// Waits until `ran` no-op jobs have run in total and `completed` are
+/// recorded as completed. Counting completed rows every few milliseconds
+/// would itself load the database (a scan of every completed job each
+/// time) and slow the very drain being measured: the in-process counter
+/// is watched first, and the count polled only for the last completions.
+async fn wait_drained(ctx: &AppContext, ran: usize, completed: usize) {
+    while RAN.load(Ordering::Relaxed) < ran {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    while (count(
+        ctx,
+        "SELECT COUNT(*) FROM sen_jobs WHERE state = 'completed' AND kind = 'bench.noop'",
+    )
+    .await as usize)
+        < completed
+    {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -128,38 +163,13 @@ async fn main() -> anyhow::Result<()> {
 
     // Enqueue in batches of 1000 per transaction.
     let t = Instant::now();
-    let mut left = n;
-    while left > 0 {
-        let k = left.min(1000);
-        let jobs: Vec<NewJob> = (0..k).map(|_| NewJob::of(&Noop).unwrap()).collect();
-        let tx = db.begin_write().await?;
-        ctx.jobs().enqueue_many(&tx, jobs).await?;
-        tx.commit().await?;
-        left -= k;
-    }
+    enqueue_noops(&ctx, n).await?;
     let enqueue_rate = n as f64 / t.elapsed().as_secs_f64();
 
     // Drain with the real worker runtime.
     let t = Instant::now();
     let worker = sen_jobs::start(ctx.clone(), sen_jobs::WorkerConfig::from_context(&ctx))?;
-    // Counting completed rows every few milliseconds would itself load the
-    // database (a scan of every completed job each time) and slow the very
-    // drain being measured: wait until every job has run, then poll the
-    // count only for the last completions to be written.
-    while RAN.load(Ordering::Relaxed) < n {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    loop {
-        let done = count(
-            &ctx,
-            "SELECT COUNT(*) FROM sen_jobs WHERE state = 'completed' AND kind = 'bench.noop'",
-        )
-        .await;
-        if done as usize >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    wait_drained(&ctx, n, n).await;
     let drain_rate = n as f64 / t.elapsed().as_secs_f64();
 
     // Claim-to-start latency at low load: one job at a time.
@@ -183,15 +193,7 @@ async fn main() -> anyhow::Result<()> {
     // Unbatched drain: every claim takes one job in its own statement and
     // transaction, and every completion is its own UPDATE.
     let single_n = (n / 5).clamp(1, 20_000);
-    let mut left = single_n;
-    while left > 0 {
-        let k = left.min(1000);
-        let jobs: Vec<NewJob> = (0..k).map(|_| NewJob::of(&Noop).unwrap()).collect();
-        let tx = db.begin_write().await?;
-        ctx.jobs().enqueue_many(&tx, jobs).await?;
-        tx.commit().await?;
-        left -= k;
-    }
+    enqueue_noops(&ctx, single_n).await?;
     let before = RAN.load(Ordering::Relaxed);
     let t = Instant::now();
     let mut single = sen_jobs::WorkerConfig::from_context(&ctx);
@@ -200,20 +202,7 @@ async fn main() -> anyhow::Result<()> {
     // Several claims in flight: one loop would wait a round trip per job.
     single.claimers = 16;
     let worker = sen_jobs::start(ctx.clone(), single)?;
-    while RAN.load(Ordering::Relaxed) < before + single_n {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    loop {
-        let done = count(
-            &ctx,
-            "SELECT COUNT(*) FROM sen_jobs WHERE state = 'completed' AND kind = 'bench.noop'",
-        )
-        .await;
-        if done as usize >= n + single_n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    wait_drained(&ctx, before + single_n, n + single_n).await;
     let single_rate = single_n as f64 / t.elapsed().as_secs_f64();
     worker.stop().await;
 

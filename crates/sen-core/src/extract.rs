@@ -93,44 +93,35 @@ async fn read_limited(req: Request, limit: usize) -> Result<Bytes, AppError> {
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(refuse_unread(req, too_large()).await);
     }
-    let (parts, body) = req.into_parts();
-    let mut stream = body.into_data_stream();
+    let mut stream = req.into_body().into_data_stream();
     let unreadable =
         || AppError::bad_request("unreadable_body", "The request body could not be read.");
-    // Most bodies arrive as one chunk: hand that one on without copying.
-    let Some(first) = stream.next().await.transpose().map_err(|_| unreadable())? else {
-        return Ok(Bytes::new());
-    };
-    let mut buf: Option<BytesMut> = None;
-    let mut len = first.len();
-    let mut first = Some(first);
-    loop {
+    // Most bodies arrive as one chunk: that one is handed on without a copy.
+    let mut single: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
+    let mut len = 0;
+    while let Some(chunk) = stream.next().await.transpose().map_err(|_| unreadable())? {
+        len += chunk.len();
         if len > limit {
-            if !crate::linger::expects_continue(&parts.headers) {
-                crate::linger::discard(&mut stream).await;
-            }
+            // The body is being sent (any `100 Continue` went out when it
+            // was first read): read out the rest before answering.
+            crate::linger::discard(&mut stream).await;
             return Err(
                 too_large().with_header(header::CONNECTION, HeaderValue::from_static("close"))
             );
         }
-        let Some(chunk) = stream.next().await.transpose().map_err(|_| unreadable())? else {
-            break;
-        };
-        len += chunk.len();
-        let b = buf.get_or_insert_with(|| {
-            let mut b = BytesMut::with_capacity(declared.map_or(0, |n| n as usize).max(len));
-            if let Some(f) = first.take() {
-                b.extend_from_slice(&f);
+        match single.take() {
+            None if buf.is_empty() => single = Some(chunk),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    buf.reserve(declared.map_or(0, |n| n as usize).max(len));
+                    buf.extend_from_slice(&earlier);
+                }
+                buf.extend_from_slice(&chunk);
             }
-            b
-        });
-        b.extend_from_slice(&chunk);
+        }
     }
-    Ok(match (buf, first) {
-        (Some(b), _) => b.freeze(),
-        (None, Some(f)) => f,
-        (None, None) => Bytes::new(),
-    })
+    Ok(single.unwrap_or_else(|| buf.freeze()))
 }
 
 /// Parses a JSON body into `T`, classifying failures as 400 or 422.

@@ -37,7 +37,7 @@ where
 }
 
 /// Whether the client waits for `100 Continue` before sending its body.
-pub fn expects_continue(headers: &HeaderMap) -> bool {
+fn expects_continue(headers: &HeaderMap) -> bool {
     headers
         .get(header::EXPECT)
         .and_then(|v| v.to_str().ok())
@@ -45,7 +45,8 @@ pub fn expects_continue(headers: &HeaderMap) -> bool {
 }
 
 /// Reads and discards the rest of `stream` within the same bounds, whatever
-/// the headers said (the caller has checked [`expects_continue`]).
+/// the headers said: for a body the caller has already started reading
+/// (so any `100 Continue` has been sent and the client is sending).
 pub async fn discard<S, E>(stream: &mut S)
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,

@@ -56,11 +56,6 @@ impl Routes {
         self
     }
 
-    /// Whether no route was declared.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// Every route at `prefix` + its path, in a router of its own (and the
     /// OpenAPI paths likewise). Panics like axum on two routes for one
     /// path and method; the platform catches that and names the app.

@@ -679,11 +679,12 @@ async fn workers_run_handlers_to_their_outcomes(app: TestApp) {
     assert!(value("job_queue_wait_seconds_count{queue=\"default\"}") >= 8.0);
 }
 
-async fn batch_enqueue_drains_completely(app: TestApp) {
-    let jobs: Vec<NewJob> = (0..600)
+/// Enqueues `n` `Record` jobs tagged `{prefix}{i}` in one transaction.
+async fn enqueue_records(app: &TestApp, prefix: &str, n: usize) -> Vec<sen_core::jobs::Enqueued> {
+    let jobs: Vec<NewJob> = (0..n)
         .map(|i| {
             NewJob::of(&Record {
-                tag: format!("b{i}"),
+                tag: format!("{prefix}{i}"),
             })
             .unwrap()
         })
@@ -691,18 +692,27 @@ async fn batch_enqueue_drains_completely(app: TestApp) {
     let tx = app.ctx.db().begin_write().await.unwrap();
     let out = app.ctx.jobs().enqueue_many(&tx, jobs).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(out.len(), 600);
+    out
+}
+
+/// Waits (at most 60 s) until `n` jobs are completed.
+async fn wait_completed(app: &TestApp, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while count(
-        &app,
+        app,
         "SELECT COUNT(*) FROM sen_jobs WHERE state = 'completed'",
     )
     .await
-        < 600
+        < n
     {
-        assert!(Instant::now() < deadline, "batch never drained");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(Instant::now() < deadline, "{n} jobs never completed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn batch_enqueue_drains_completely(app: TestApp) {
+    assert_eq!(enqueue_records(&app, "b", 600).await.len(), 600);
+    wait_completed(&app, 600).await;
     assert_eq!(
         count(&app, "SELECT COUNT(*) FROM test_effects").await,
         600,
@@ -716,33 +726,13 @@ async fn batch_enqueue_drains_completely(app: TestApp) {
 /// on its own (`batch = 1`, `complete_batch = 1`: no batching at all),
 /// with four claim loops side by side, still runs every job exactly once.
 async fn unbatched_worker_drains_every_job_once(app: TestApp) {
-    let jobs: Vec<NewJob> = (0..40)
-        .map(|i| {
-            NewJob::of(&Record {
-                tag: format!("u{i}"),
-            })
-            .unwrap()
-        })
-        .collect();
-    let tx = app.ctx.db().begin_write().await.unwrap();
-    app.ctx.jobs().enqueue_many(&tx, jobs).await.unwrap();
-    tx.commit().await.unwrap();
+    enqueue_records(&app, "u", 40).await;
     let mut config = sen_jobs::WorkerConfig::from_context(&app.ctx);
     config.batch = 1;
     config.complete_batch = 1;
     config.claimers = 4;
     let worker = sen_jobs::start(app.ctx.clone(), config).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(
-        &app,
-        "SELECT COUNT(*) FROM sen_jobs WHERE state = 'completed'",
-    )
-    .await
-        < 40
-    {
-        assert!(Instant::now() < deadline, "never drained");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_completed(&app, 40).await;
     worker.stop().await;
     assert_eq!(
         count(&app, "SELECT COUNT(DISTINCT tag) FROM test_effects").await,
