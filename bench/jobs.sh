@@ -54,7 +54,7 @@ echo "$table"
 
 section="## Jobs (bench/jobs.sh)
 
-$(date -u +%Y-%m-%d), $(nproc) cores; $N no-op jobs per backend, worker concurrency $CONCURRENCY, claims in batches, completions batched; enqueue in transactions of 1000 jobs. Unbatched drain: N/5 more jobs (at most 20000), each claimed by its own statement and completed by its own UPDATE. The bench process and the database share the cores. The throwaway PostgreSQL runs with fsync off (as the test kit starts it), so its ceiling is optimistic. Ceiling: single-row INSERT transactions per second on the same database in the same run.
+$(date -u +%Y-%m-%d), $(nproc) cores; $N no-op jobs per backend, worker concurrency $CONCURRENCY, claims in batches, completions batched; enqueue in transactions of 1000 jobs. Unbatched drain: N/5 more jobs (at most 20000), one transaction per job: no claim or completion batching; each job's completion claims the next job in the same statement (a claim takes one job when no completion carries it). The bench process and the database share the cores. The throwaway PostgreSQL runs with fsync off (as the test kit starts it), so its ceiling is optimistic. Ceiling: single-row INSERT transactions per second on the same database in the same run.
 
 $table"
 

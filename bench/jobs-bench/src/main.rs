@@ -1,8 +1,8 @@
 //! `jobs-bench DATABASE_URL N CONCURRENCY`: enqueues N no-op jobs in
 //! batches (enqueue rate), drains them with Sen's worker runtime (drain
-//! rate), drains more with one job per claim and per completion
-//! (unbatched drain rate), measures claim-to-start latency of single jobs
-//! at low load, and the database's own ceiling (single-row insert
+//! rate), drains more with one transaction per job (unbatched drain
+//! rate: each job's completion claims the next one), measures
+//! claim-to-start latency of single jobs at low load, and the database's own ceiling (single-row insert
 //! transactions per second).
 //! Prints one JSON object.
 
@@ -190,8 +190,8 @@ async fn main() -> anyhow::Result<()> {
     }
     worker.stop().await;
 
-    // Unbatched drain: every claim takes one job in its own statement and
-    // transaction, and every completion is its own UPDATE.
+    // Unbatched drain: one transaction per job. A claim takes one job, and
+    // each job's completion claims the next one in the same statement.
     let single_n = (n / 5).clamp(1, 20_000);
     enqueue_noops(&ctx, single_n).await?;
     let before = RAN.load(Ordering::Relaxed);

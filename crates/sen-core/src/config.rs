@@ -113,6 +113,13 @@ pub struct Config {
     pub job_lease_ms: u64,
     /// Longest pause between claims when no wake-up arrives, in milliseconds.
     pub job_poll_ms: u64,
+    /// PostgreSQL: a worker vacuums the job table once it has claimed
+    /// this many jobs since its last vacuum (0 = leave it to autovacuum).
+    /// Every claimed job leaves a dead entry at the front of the claim
+    /// index until a vacuum removes it, and each claim walks past all of
+    /// them: autovacuum (a minute apart at best) lets a busy queue's
+    /// claims slow down in proportion to the jobs run since.
+    pub job_vacuum_after: u64,
     /// The URL users reach this deployment at (token issuer, links in mail);
     /// unset = `http://{host}:{port}`.
     pub public_url: Option<String>,
@@ -245,6 +252,7 @@ impl Default for Config {
             worker_queues: vec![("default".into(), 10), ("mail".into(), 4)],
             job_lease_ms: 30_000,
             job_poll_ms: 1_000,
+            job_vacuum_after: 2_000,
             public_url: None,
             auth_access_ttl_secs: 900,
             auth_session_ttl_secs: 30 * 24 * 3600,

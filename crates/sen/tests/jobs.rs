@@ -542,6 +542,77 @@ async fn stale_completion_is_fenced_out(app: TestApp) {
     assert_eq!(job_state(&app, &id).await.0, "completed");
 }
 
+/// `complete_and_claim` completes a job and takes the next ready one under
+/// the same token in one step; a stale claim completes nothing; an ordered
+/// job never starts before its predecessor has completed.
+async fn complete_and_claim_takes_the_next_job_in_one_step(app: TestApp) {
+    let a = enqueue(&app, NewJob::of(&Record { tag: "c1".into() }).unwrap()).await;
+    let b = enqueue(&app, NewJob::of(&Record { tag: "c2".into() }).unwrap()).await;
+    let lease = Duration::from_secs(30);
+    let first = queue::claim(app.ctx.db(), "default", 1, lease)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(first.id, a, "claims in order");
+    let (held, next) = queue::complete_and_claim(app.ctx.db(), &first, lease)
+        .await
+        .unwrap();
+    assert!(held);
+    let next = next.expect("the second job is claimed with the completion");
+    assert_eq!((next.id.as_str(), next.attempt), (b.as_str(), 1));
+    assert_eq!(next.lock_token, first.lock_token, "same token");
+    assert_eq!(job_state(&app, &a).await.0, "completed");
+    assert_eq!(job_state(&app, &b).await.0, "running");
+    // A stale claim (already completed) records nothing; nothing is left.
+    let (held, none) = queue::complete_and_claim(app.ctx.db(), &first, lease)
+        .await
+        .unwrap();
+    assert!(!held, "second completion of the same claim rejected");
+    assert!(none.is_none());
+    let (held, none) = queue::complete_and_claim(app.ctx.db(), &next, lease)
+        .await
+        .unwrap();
+    assert!(held && none.is_none());
+    assert_eq!(job_state(&app, &b).await.0, "completed");
+
+    // Ordered: o2 waits for o1, even when o1's completion claims.
+    let o1 = enqueue(
+        &app,
+        NewJob::of(&Record { tag: "o1".into() })
+            .unwrap()
+            .ordered("k", "1"),
+    )
+    .await;
+    let o2 = enqueue(
+        &app,
+        NewJob::of(&Record { tag: "o2".into() })
+            .unwrap()
+            .ordered("k", "2"),
+    )
+    .await;
+    let first = queue::claim(app.ctx.db(), "default", 5, lease)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1, "o2 waits while o1 runs");
+    assert_eq!(first[0].id, o1);
+    let (held, next) = queue::complete_and_claim(app.ctx.db(), &first[0], lease)
+        .await
+        .unwrap();
+    assert!(held);
+    // PostgreSQL's one statement still sees o1 running (o2 comes with the
+    // next claim); SQLite's transaction sees it completed. Either way o2
+    // starts only after o1 completed.
+    let second = match next {
+        Some(job) => job,
+        None => queue::claim(app.ctx.db(), "default", 5, lease)
+            .await
+            .unwrap()
+            .remove(0),
+    };
+    assert_eq!(second.id, o2);
+    assert_eq!(job_state(&app, &o1).await.0, "completed");
+}
+
 async fn back_dated_running_rows_are_rescued_or_dead(app: TestApp) {
     let db = app.ctx.db();
     for (id, attempt, max) in [("r-retry", 1, 5), ("r-dead", 5, 5)] {
@@ -739,6 +810,64 @@ async fn unbatched_worker_drains_every_job_once(app: TestApp) {
         40
     );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM test_effects").await, 40);
+}
+
+/// The heartbeat renews the leases of running jobs, under however many
+/// lock tokens (one per claim here): jobs that run four times as long as
+/// their lease, next to a rescuer that looks every ~100 ms, are never
+/// taken back and finish on their first attempt. A token's lease renewal
+/// leaves other tokens' jobs alone.
+async fn heartbeat_keeps_long_jobs_leased(app: TestApp) {
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(enqueue(&app, NewJob::of(&Nap { ms: 1_600 }).unwrap()).await);
+    }
+    let mut config = sen_jobs::WorkerConfig::from_context(&app.ctx);
+    config.lease = Duration::from_millis(400);
+    config.batch = 1;
+    config.claimers = 3;
+    let worker = sen_jobs::start(app.ctx.clone(), config).unwrap();
+    for id in &ids {
+        wait_state(&app, id, "completed").await;
+    }
+    worker.stop().await;
+    for id in &ids {
+        let (state, attempt, errors) = job_state(&app, id).await;
+        assert_eq!((state.as_str(), attempt), ("completed", 1), "{errors}");
+        assert_eq!(errors, "[]", "never rescued");
+    }
+
+    // One statement renews exactly the named tokens' running jobs.
+    let a = enqueue(&app, NewJob::of(&Record { tag: "l1".into() }).unwrap()).await;
+    let b = enqueue(&app, NewJob::of(&Record { tag: "l2".into() }).unwrap()).await;
+    let short = Duration::from_millis(1);
+    let db = app.ctx.db();
+    let ja = queue::claim(db, "default", 1, short)
+        .await
+        .unwrap()
+        .remove(0);
+    let jb = queue::claim(db, "default", 1, short)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((ja.id.as_str(), jb.id.as_str()), (a.as_str(), b.as_str()));
+    let renewed = queue::extend_leases(
+        db,
+        std::slice::from_ref(&ja.lock_token),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(renewed, 1);
+    assert_eq!(queue::extend_leases(db, &[], short).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        queue::rescue_expired(db, 10).await.unwrap(),
+        1,
+        "only b expired"
+    );
+    assert_eq!(job_state(&app, &a).await.0, "running");
+    assert_eq!(job_state(&app, &b).await.0, "retryable");
 }
 
 async fn shutdown_lets_running_jobs_finish_within_grace(mut app: TestApp) {
@@ -960,6 +1089,69 @@ async fn a_repeated_dispatch_enqueues_nothing_twice(app: TestApp) {
     );
 }
 
+/// Manual vacuums of `sen_jobs` so far (autovacuum counts elsewhere).
+async fn vacuums(app: &TestApp) -> i64 {
+    count(
+        app,
+        "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'sen_jobs'",
+    )
+    .await
+}
+
+/// PostgreSQL: a worker vacuums the job table once it has claimed
+/// `vacuum_after` jobs (every claim leaves a dead claim-index entry that
+/// later claims would walk past), and never when that is 0.
+#[tokio::test]
+async fn worker_vacuums_the_job_table_after_churn() {
+    let app = spawn(Backend::Postgres).await;
+    let mut config = sen_jobs::WorkerConfig::from_context(&app.ctx);
+    config.vacuum_after = 0;
+    let worker = sen_jobs::start(app.ctx.clone(), config.clone()).unwrap();
+    enqueue_records(&app, "n", 100).await;
+    wait_completed(&app, 100).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    worker.stop().await;
+    assert_eq!(vacuums(&app).await, 0, "vacuum_after 0: never");
+
+    config.vacuum_after = 50;
+    let worker = sen_jobs::start(app.ctx.clone(), config).unwrap();
+    // The first round vacuums what earlier workers left.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while vacuums(&app).await < 1 {
+        assert!(Instant::now() < deadline, "no vacuum at start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = vacuums(&app).await;
+    enqueue_records(&app, "v", 120).await;
+    wait_completed(&app, 220).await;
+    while vacuums(&app).await <= before {
+        assert!(Instant::now() < deadline, "no vacuum after 120 claims");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.stop().await;
+    let idle = vacuums(&app).await;
+    // The claim index holds no dead entries any more: an empty queue's
+    // claim reads one index page.
+    let db = app.ctx.db();
+    let plan = db
+        .orm()
+        .query_all_raw(db.statement(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM sen_jobs
+             WHERE queue = 'default' AND state IN ('available', 'scheduled', 'retryable')
+             ORDER BY priority, run_at, id LIMIT 1",
+            [],
+        ))
+        .await
+        .unwrap();
+    let plan: serde_json::Value = plan[0].try_get_by_index(0).unwrap();
+    let hits = plan[0]["Plan"]["Shared Hit Blocks"].as_i64().unwrap();
+    assert!(
+        hits <= 3,
+        "claim on an empty queue read {hits} pages: {plan}"
+    );
+    assert!(idle > before);
+}
+
 #[tokio::test]
 async fn bad_schedules_fail_at_start() {
     struct BadCron;
@@ -1082,6 +1274,7 @@ sen_testkit::both_backends!(spawn;
     unique_keys_dedupe_live_jobs_and_once_keys_forever,
     delayed_jobs_wait_for_their_time,
     stale_completion_is_fenced_out,
+    complete_and_claim_takes_the_next_job_in_one_step,
     back_dated_running_rows_are_rescued_or_dead,
     exhausted_attempts_end_dead_with_every_error,
     two_schedulers_fire_each_tick_exactly_once,
@@ -1089,6 +1282,7 @@ sen_testkit::both_backends!(spawn;
     enqueue_many_answers_in_input_order,
     enqueue_many_keeps_every_option,
     unbatched_worker_drains_every_job_once,
+    heartbeat_keeps_long_jobs_leased,
 );
 
 mod with_workers {
