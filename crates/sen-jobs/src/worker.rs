@@ -132,6 +132,7 @@ async fn complete_in_batches(ctx: AppContext, mut rx: mpsc::Receiver<Completion>
             .collect();
         match queue::complete_many(ctx.db(), &pairs).await {
             Ok(done) => {
+                let done: std::collections::HashSet<String> = done.into_iter().collect();
                 for c in batch.drain(..) {
                     let held = done.contains(&c.id);
                     let _ = c.recorded.send(Ok(held));
