@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::State;
 use http::{HeaderMap, StatusCode};
 use sea_orm::{ConnectionTrait, Value};
+use sen_auth::request_meta::Meta;
 use sen_core::extract::{Json, Path, Query};
 use sen_core::{AppContext, AppError, AppResult, FieldError, Principal};
 use serde::{Deserialize, Serialize};
@@ -221,7 +222,15 @@ pub async fn list_files(
     Ok(Json(FilePage { items, next_cursor }))
 }
 
-async fn remove(ctx: &AppContext, state: &FilesState, row: &FileRow) -> AppResult<()> {
+/// Deletes `row` and its stored objects. `operator`: someone deleting a
+/// file that is not theirs (by `files:write`), written to the audit log
+/// in the same transaction.
+async fn remove(
+    ctx: &AppContext,
+    state: &FilesState,
+    row: &FileRow,
+    operator: Option<(&Principal, &Meta)>,
+) -> AppResult<()> {
     let db = ctx.db();
     let tx = db.begin_write().await?;
     tx.execute_raw(db.statement(
@@ -234,6 +243,22 @@ async fn remove(ctx: &AppContext, state: &FilesState, row: &FileRow) -> AppResul
         [row.id.clone().into()],
     ))
     .await?;
+    if let Some((me, meta)) = operator {
+        sen_auth::audit::record(
+            db,
+            &tx,
+            sen_auth::audit::Entry {
+                actor: Some(&me.user_id),
+                action: "file.delete",
+                target: Some(&row.id),
+                ip: meta.ip.as_deref(),
+                detail: serde_json::json!({
+                    "owner_id": row.owner_id, "purpose": row.purpose, "size": row.size,
+                }),
+            },
+        )
+        .await?;
+    }
     tx.commit().await?;
     crate::upload::delete_objects(state, &row.id)
         .await
@@ -250,6 +275,7 @@ async fn remove(ctx: &AppContext, state: &FilesState, row: &FileRow) -> AppResul
 pub async fn delete_file(
     State(ctx): State<AppContext>,
     me: Principal,
+    meta: Meta,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let state = FilesState::of(&ctx)?;
@@ -257,7 +283,8 @@ pub async fn delete_file(
         .await?
         .filter(|r| r.state == "ready" && (r.owner_id == me.user_id || me.has(WRITE)))
         .ok_or_else(AppError::not_found)?;
-    remove(&ctx, &state, &row).await?;
+    let operator = (row.owner_id != me.user_id).then_some((&me, &meta));
+    remove(&ctx, &state, &row, operator).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -296,7 +323,7 @@ pub async fn put_avatar(
         ))
         .await?;
     if let Some(old) = old {
-        remove(&ctx, &state, &old).await?;
+        remove(&ctx, &state, &old, None).await?;
     }
     Ok(Json(FileView::from(&row)))
 }
@@ -338,6 +365,6 @@ pub async fn delete_avatar(State(ctx): State<AppContext>, me: Principal) -> AppR
     let row = current_avatar(&ctx, &me.user_id)
         .await?
         .ok_or_else(AppError::not_found)?;
-    remove(&ctx, &state, &row).await?;
+    remove(&ctx, &state, &row, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,6 +5,7 @@
 
 use axum::extract::State;
 use http::StatusCode;
+use sen_auth::request_meta::Meta;
 use sen_core::extract::{Json, Path, Query};
 use sen_core::rbac::PermissionDecl;
 use sen_core::{App, AppContext, AppError, AppResult, FieldError, Principal};
@@ -222,10 +223,11 @@ pub async fn announce(ctx: &AppContext, name: &str, data: serde_json::Value) {
 pub async fn retry_job(
     State(ctx): State<AppContext>,
     me: Principal,
+    meta: Meta,
     Path(id): Path<String>,
 ) -> AppResult<Json<JobRow>> {
     me.require(WRITE)?;
-    let changed = queue::retry(ctx.db(), &id).await?;
+    let changed = retry(&ctx, &id, Operator::api(&me, &meta)).await?;
     after_change(&ctx, &id, changed, "job_not_retryable", "retried").await
 }
 
@@ -241,11 +243,92 @@ pub async fn retry_job(
 pub async fn cancel_job(
     State(ctx): State<AppContext>,
     me: Principal,
+    meta: Meta,
     Path(id): Path<String>,
 ) -> AppResult<Json<JobRow>> {
     me.require(WRITE)?;
-    let changed = queue::cancel(ctx.db(), &id).await?;
+    let changed = cancel(&ctx, &id, Operator::api(&me, &meta)).await?;
     after_change(&ctx, &id, changed, "job_finished", "cancelled").await
+}
+
+/// Who makes an operator change, for its audit entry.
+pub struct Operator<'a> {
+    /// The acting user (none from the command line).
+    pub actor: Option<&'a str>,
+    /// The client address (none from the command line).
+    pub ip: Option<&'a str>,
+    /// `api` or `cli`.
+    pub via: &'static str,
+}
+
+impl<'a> Operator<'a> {
+    /// An operator calling the admin API.
+    pub fn api(me: &'a Principal, meta: &'a Meta) -> Self {
+        Self {
+            actor: Some(&me.user_id),
+            ip: meta.ip.as_deref(),
+            via: "api",
+        }
+    }
+
+    /// Someone at the server's command line (`sen jobs …`).
+    pub fn cli() -> Self {
+        Self {
+            actor: None,
+            ip: None,
+            via: "cli",
+        }
+    }
+}
+
+/// Writes an operator's change to the audit log on `tx`.
+async fn audit(
+    ctx: &AppContext,
+    tx: &sea_orm::DatabaseTransaction,
+    by: &Operator<'_>,
+    action: &str,
+    target: Option<&str>,
+    mut detail: serde_json::Value,
+) -> Result<(), sea_orm::DbErr> {
+    detail["via"] = by.via.into();
+    sen_auth::audit::record(
+        ctx.db(),
+        tx,
+        sen_auth::audit::Entry {
+            actor: by.actor,
+            action,
+            target,
+            ip: by.ip,
+            detail,
+        },
+    )
+    .await
+}
+
+/// Retries job `id` for `by` and writes the audit entry `job.retry` in
+/// the same transaction. False when it is running or unknown.
+pub async fn retry(ctx: &AppContext, id: &str, by: Operator<'_>) -> Result<bool, sea_orm::DbErr> {
+    let db = ctx.db();
+    let tx = db.begin_write().await?;
+    let changed = queue::retry(db, &tx, id).await?;
+    if changed {
+        audit(ctx, &tx, &by, "job.retry", Some(id), serde_json::json!({})).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
+/// Cancels job `id` for `by` and writes the audit entry `job.cancel` in
+/// the same transaction. False when it already finished or is unknown.
+pub async fn cancel(ctx: &AppContext, id: &str, by: Operator<'_>) -> Result<bool, sea_orm::DbErr> {
+    let db = ctx.db();
+    let tx = db.begin_write().await?;
+    let changed = queue::cancel(db, &tx, id).await?;
+    if changed {
+        audit(ctx, &tx, &by, "job.cancel", Some(id), serde_json::json!({})).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
 }
 
 /// Which jobs a bulk retry takes.
@@ -286,6 +369,7 @@ pub struct Retried {
 pub async fn retry_jobs(
     State(ctx): State<AppContext>,
     me: Principal,
+    meta: Meta,
     Json(body): Json<BulkRetry>,
 ) -> AppResult<Json<Retried>> {
     me.require(WRITE)?;
@@ -295,7 +379,17 @@ pub async fn retry_jobs(
         queue: body.filter.queue,
         kind: body.filter.kind,
     };
-    let retried = queue::retry_many(ctx.db(), &filter).await?;
+    let db = ctx.db();
+    let tx = db.begin_write().await?;
+    let retried = queue::retry_many(db, &tx, &filter).await?;
+    if retried > 0 {
+        let detail = serde_json::json!({
+            "count": retried, "state": filter.state, "queue": filter.queue, "kind": filter.kind,
+        });
+        let by = Operator::api(&me, &meta);
+        audit(&ctx, &tx, &by, "jobs.retry", None, detail).await?;
+    }
+    tx.commit().await?;
     if retried > 0 {
         announce(
             &ctx,

@@ -390,15 +390,16 @@ pub async fn rescue_expired(db: &Db, limit: u32) -> Result<u64, DbErr> {
 }
 
 /// Puts a finished or waiting job back in the queue with a fresh attempt
-/// budget (its error history is kept). False when it is running or unknown.
-pub async fn retry(db: &Db, id: &str) -> Result<bool, DbErr> {
+/// budget (its error history is kept), on `conn` (an operator's change:
+/// the caller's transaction also writes the audit entry). False when it
+/// is running or unknown.
+pub async fn retry(db: &Db, conn: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
     let now = db_now(db.backend());
     let sql = format!(
         "UPDATE sen_jobs SET state = 'available', attempt = 0, run_at = {now}, finished_at = NULL
          WHERE id = ? AND state IN ('dead', 'cancelled', 'completed', 'retryable', 'scheduled')"
     );
-    Ok(db
-        .orm()
+    Ok(conn
         .execute_raw(db.statement(&sql, [id.into()]))
         .await?
         .rows_affected()
@@ -409,8 +410,12 @@ pub async fn retry(db: &Db, id: &str) -> Result<bool, DbErr> {
 pub const RETRYABLE_STATES: [&str; 3] = ["dead", "cancelled", "retryable"];
 
 /// Retries up to 10,000 jobs matching `filter` (its state must be one of
-/// [`RETRYABLE_STATES`]; `dead` when absent). Returns how many.
-pub async fn retry_many(db: &Db, filter: &JobFilter) -> Result<u64, DbErr> {
+/// [`RETRYABLE_STATES`]; `dead` when absent) on `conn`. Returns how many.
+pub async fn retry_many(
+    db: &Db,
+    conn: &impl ConnectionTrait,
+    filter: &JobFilter,
+) -> Result<u64, DbErr> {
     let now = db_now(db.backend());
     let state = filter.state.clone().unwrap_or_else(|| "dead".into());
     let mut inner = String::from("SELECT id FROM sen_jobs WHERE state = ?");
@@ -426,23 +431,22 @@ pub async fn retry_many(db: &Db, filter: &JobFilter) -> Result<u64, DbErr> {
         "UPDATE sen_jobs SET state = 'available', attempt = 0, run_at = {now}, finished_at = NULL
          WHERE id IN ({inner}) AND state IN ('dead', 'cancelled', 'retryable')"
     );
-    Ok(db
-        .orm()
+    Ok(conn
         .execute_raw(db.statement(&sql, values))
         .await?
         .rows_affected())
 }
 
-/// Cancels a job that has not finished; a running one's completion is then
-/// fenced out. False when it already finished or is unknown.
-pub async fn cancel(db: &Db, id: &str) -> Result<bool, DbErr> {
+/// Cancels a job that has not finished, on `conn`; a running one's
+/// completion is then fenced out. False when it already finished or is
+/// unknown.
+pub async fn cancel(db: &Db, conn: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
     let now = db_now(db.backend());
     let sql = format!(
         "UPDATE sen_jobs SET state = 'cancelled', finished_at = {now}, lease_until = NULL, lock_token = NULL
          WHERE id = ? AND state IN ('available', 'scheduled', 'retryable', 'running')"
     );
-    Ok(db
-        .orm()
+    Ok(conn
         .execute_raw(db.statement(&sql, [id.into()]))
         .await?
         .rows_affected()

@@ -7,6 +7,7 @@ use axum::Form;
 use axum::extract::State;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
+use sen_auth::request_meta::Meta;
 use sen_core::extract::{Json, Path, Query};
 use sen_core::{AppContext, AppResult, Principal};
 use sen_files::routes::{self as api, FileView, ListQuery};
@@ -115,6 +116,7 @@ pub async fn page(
 pub async fn delete(
     State(ctx): State<AppContext>,
     who: Option<Principal>,
+    meta: Meta,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<BackForm>,
@@ -126,7 +128,7 @@ pub async fn delete(
     if !csrf_ok(&ctx, Some(&me), &headers, &form.csrf) || !me.has(sen_files::records::WRITE) {
         return Ok(forbidden(f));
     }
-    api::delete_file(State(ctx.clone()), me, Path(id)).await?;
+    api::delete_file(State(ctx.clone()), me, meta, Path(id)).await?;
     let back = local(&form.back);
     Ok(see_other(if back.starts_with("/admin/apps/files") {
         &back

@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
+use sen_auth::request_meta::Meta;
 use sen_core::extract::{Json, Path, Query};
 use sen_core::{AppContext, AppError, AppResult, Principal};
 use sen_jobs::admin::{self as api, QueueView};
@@ -290,6 +291,7 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
 pub async fn act(
     State(ctx): State<AppContext>,
     who: Option<Principal>,
+    meta: Meta,
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
     body: Bytes,
@@ -303,8 +305,8 @@ pub async fn act(
         return Ok(forbidden(f));
     }
     let done = match action.as_str() {
-        "retry" => api::retry_job(State(ctx.clone()), me.clone(), Path(id.clone())).await,
-        "cancel" => api::cancel_job(State(ctx.clone()), me.clone(), Path(id.clone())).await,
+        "retry" => api::retry_job(State(ctx.clone()), me.clone(), meta, Path(id.clone())).await,
+        "cancel" => api::cancel_job(State(ctx.clone()), me.clone(), meta, Path(id.clone())).await,
         _ => return Err(AppError::not_found()),
     };
     crate::admin::forget_queue_stats(&ctx);
@@ -332,6 +334,7 @@ const BULK_MAX: usize = 100;
 pub async fn bulk(
     State(ctx): State<AppContext>,
     who: Option<Principal>,
+    meta: Meta,
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<Response> {
@@ -355,9 +358,21 @@ pub async fn bulk(
         op @ ("retry" | "cancel") => {
             for id in ids {
                 let r = if op == "retry" {
-                    api::retry_job(State(ctx.clone()), me.clone(), Path(id.to_string())).await
+                    api::retry_job(
+                        State(ctx.clone()),
+                        me.clone(),
+                        meta.clone(),
+                        Path(id.to_string()),
+                    )
+                    .await
                 } else {
-                    api::cancel_job(State(ctx.clone()), me.clone(), Path(id.to_string())).await
+                    api::cancel_job(
+                        State(ctx.clone()),
+                        me.clone(),
+                        meta.clone(),
+                        Path(id.to_string()),
+                    )
+                    .await
                 };
                 match r {
                     Ok(_) => changed += 1,
@@ -375,7 +390,7 @@ pub async fn bulk(
                     kind: None,
                 },
             };
-            let Json(r) = api::retry_jobs(State(ctx.clone()), me.clone(), Json(body)).await?;
+            let Json(r) = api::retry_jobs(State(ctx.clone()), me.clone(), meta, Json(body)).await?;
             changed = r.retried;
         }
         _ => return Ok(forbidden(f)),

@@ -306,6 +306,7 @@ async fn migrate(config: Config, apps: AppsFn, action: MigrateAction) -> anyhow:
 }
 
 async fn jobs(config: Config, apps: AppsFn, action: JobsAction) -> anyhow::Result<ExitCode> {
+    use sen_jobs::admin::Operator;
     use sen_jobs::queue;
     let ctx = connect(config, apps, Vec::new()).await?;
     require_current_schema(&ctx).await?;
@@ -355,8 +356,14 @@ async fn jobs(config: Config, apps: AppsFn, action: JobsAction) -> anyhow::Resul
                 ExitCode::from(1)
             }
         },
-        JobsAction::Retry { id } => found(queue::retry(db, &id).await?, &id, "retrying"),
-        JobsAction::Cancel { id } => found(queue::cancel(db, &id).await?, &id, "cancelled"),
+        JobsAction::Retry { id } => {
+            let changed = sen_jobs::admin::retry(&ctx, &id, Operator::cli()).await?;
+            found(changed, &id, "retrying")
+        }
+        JobsAction::Cancel { id } => {
+            let changed = sen_jobs::admin::cancel(&ctx, &id, Operator::cli()).await?;
+            found(changed, &id, "cancelled")
+        }
         JobsAction::Schedules => {
             println!(
                 "{}",

@@ -242,6 +242,77 @@ async fn private_files_roundtrip_with_etag_and_range(app: TestApp) {
     assert_eq!(del(ann.clone()).await.status(), 204);
     assert_problem(get(url, Some(ann.clone())).await, 404, "not_found").await;
     assert_eq!(stored(&app).await, (0, 0), "row and bytes gone");
+
+    // An operator (files:write) may delete anyone's file, and that is in
+    // the audit log with who, whose and what; an owner's own deletion is not.
+    let r = upload(
+        &app,
+        &ann,
+        "/api/v1/files",
+        Method::POST,
+        b"second".to_vec(),
+        "b.txt",
+        "text/plain",
+    )
+    .await;
+    let second = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let owner = common::owner_token(&app).await;
+    let r = app
+        .request(Method::DELETE, &format!("/api/v1/files/{second}"))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(stored(&app).await, (0, 0));
+    let audit = |target: String| {
+        let app = &app;
+        let owner = owner.clone();
+        async move {
+            let page: Value = app
+                .request(
+                    Method::GET,
+                    &format!("/api/v1/admin/audit?action=file.delete&target={target}"),
+                )
+                .bearer_auth(owner)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page["items"].as_array().unwrap().clone()
+        }
+    };
+    let entries = audit(second).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let ann_id = app
+        .request(Method::GET, "/api/v1/me")
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .clone();
+    let owner_id = app
+        .request(Method::GET, "/api/v1/me")
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .clone();
+    assert_eq!(entries[0]["actor_id"], owner_id);
+    assert_eq!(entries[0]["detail"]["owner_id"], ann_id);
+    assert_eq!(entries[0]["detail"]["size"], 6);
+    assert!(audit(id).await.is_empty(), "own deletion not audited");
 }
 
 async fn bad_uploads_store_nothing(app: TestApp) {

@@ -670,13 +670,21 @@ async fn exhausted_attempts_end_dead_with_every_error(app: TestApp) {
     assert_eq!(errors.len(), 2);
     assert_eq!(errors[1]["error"], "boom 2");
     // Replay from the dead-letter queue.
-    assert!(queue::retry(app.ctx.db(), &id).await.unwrap());
+    assert!(
+        queue::retry(app.ctx.db(), app.ctx.db().orm(), &id)
+            .await
+            .unwrap()
+    );
     let job = queue::claim(app.ctx.db(), "default", 1, Duration::from_secs(30))
         .await
         .unwrap()
         .remove(0);
     assert_eq!(job.attempt, 1, "a retried job gets a fresh budget");
-    assert!(queue::cancel(app.ctx.db(), &id).await.unwrap());
+    assert!(
+        queue::cancel(app.ctx.db(), app.ctx.db().orm(), &id)
+            .await
+            .unwrap()
+    );
     assert!(
         !queue::complete(app.ctx.db(), &job).await.unwrap(),
         "a cancelled job's completion is fenced out"
@@ -1515,6 +1523,62 @@ async fn admin_api_lists_shows_retries_and_cancels_jobs(app: TestApp) {
     .await
     .unwrap();
     assert_eq!(r["retried"], 1, "{r}");
+    let later = enqueue(
+        &app,
+        NewJob::of(&Record {
+            tag: "later".into(),
+        })
+        .unwrap()
+        .delay(Duration::from_secs(600)),
+    )
+    .await;
+    let r = post(
+        format!("/api/v1/admin/jobs/{later}/cancel"),
+        owner.clone(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    // Every change an operator made is in the audit log, with who and how;
+    // refused ones (403, 409) wrote nothing.
+    let me: Value = get("/api/v1/me".into(), owner.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let audit = |query: String| {
+        let get = &get;
+        let owner = owner.clone();
+        async move {
+            let page: Value = get(format!("/api/v1/admin/audit?{query}"), owner)
+                .await
+                .json()
+                .await
+                .unwrap();
+            page["items"].as_array().unwrap().clone()
+        }
+    };
+    let retried = audit(format!("action=job.retry&target={dead}")).await;
+    assert_eq!(retried.len(), 1, "{retried:?}");
+    assert_eq!(retried[0]["actor_id"], me["id"]);
+    assert_eq!(retried[0]["detail"]["via"], "api");
+    let cancelled = audit(format!("action=job.cancel&target={later}")).await;
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    assert_eq!(cancelled[0]["actor_id"], me["id"]);
+    assert!(
+        audit(format!("target={done}")).await.is_empty(),
+        "refused cancel"
+    );
+    let bulk = audit("action=jobs.retry".into()).await;
+    assert_eq!(bulk.len(), 1, "{bulk:?}");
+    assert_eq!(
+        (
+            bulk[0]["detail"]["count"].as_i64(),
+            bulk[0]["detail"]["kind"].as_str()
+        ),
+        (Some(1), Some("test.explodes"))
+    );
 
     let schedules: Value = get("/api/v1/admin/schedules".into(), owner.clone())
         .await

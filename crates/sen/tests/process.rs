@@ -367,6 +367,36 @@ async fn jobs_cli_lists_shows_cancels_and_retries() {
             .status
             .success()
     );
+    // Both changes are in the audit log, made from the command line; the
+    // refused second cancel wrote nothing.
+    use sea_orm::ConnectionTrait as _;
+    let db = ctx.db();
+    let rows = db
+        .orm()
+        .query_all_raw(db.statement(
+            "SELECT action, actor_id, detail FROM sen_audit WHERE target = ? ORDER BY id",
+            [id.clone().into()],
+        ))
+        .await
+        .unwrap();
+    let audit: Vec<(String, Option<String>, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "action").unwrap(),
+                r.try_get("", "actor_id").unwrap(),
+                r.try_get("", "detail").unwrap(),
+            )
+        })
+        .collect();
+    let via_cli = r#"{"via":"cli"}"#.to_string();
+    assert_eq!(
+        audit,
+        vec![
+            ("job.cancel".into(), None, via_cli.clone()),
+            ("job.retry".into(), None, via_cli)
+        ]
+    );
     let stats: Value =
         serde_json::from_slice(&run(dir.path(), &["jobs", "stats"], &env).stdout).unwrap();
     assert_eq!(stats[0]["states"]["available"], 1, "{stats}");
