@@ -137,6 +137,13 @@ mod tests {
         if thp.is_empty() || thp.contains("[never]") {
             return; // this kernel gives no huge pages to anyone
         }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if status
+            .lines()
+            .any(|l| l.starts_with("THP_enabled:") && l.ends_with('0'))
+        {
+            return; // huge pages are switched off for this process (prctl)
+        }
         let m = HugeBlocks::new(19 * 1024).unwrap();
         let addr = m.addr();
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
