@@ -227,7 +227,7 @@ pub async fn retry_job(
     Path(id): Path<String>,
 ) -> AppResult<Json<JobRow>> {
     me.require(WRITE)?;
-    let changed = retry(&ctx, &id, Operator::api(&me, &meta)).await?;
+    let changed = change(&ctx, &id, JobChange::Retry, Operator::api(&me, &meta)).await?;
     after_change(&ctx, &id, changed, "job_not_retryable", "retried").await
 }
 
@@ -247,7 +247,7 @@ pub async fn cancel_job(
     Path(id): Path<String>,
 ) -> AppResult<Json<JobRow>> {
     me.require(WRITE)?;
-    let changed = cancel(&ctx, &id, Operator::api(&me, &meta)).await?;
+    let changed = change(&ctx, &id, JobChange::Cancel, Operator::api(&me, &meta)).await?;
     after_change(&ctx, &id, changed, "job_finished", "cancelled").await
 }
 
@@ -305,27 +305,32 @@ async fn audit(
     .await
 }
 
-/// Retries job `id` for `by` and writes the audit entry `job.retry` in
-/// the same transaction. False when it is running or unknown.
-pub async fn retry(ctx: &AppContext, id: &str, by: Operator<'_>) -> Result<bool, sea_orm::DbErr> {
-    let db = ctx.db();
-    let tx = db.begin_write().await?;
-    let changed = queue::retry(db, &tx, id).await?;
-    if changed {
-        audit(ctx, &tx, &by, "job.retry", Some(id), serde_json::json!({})).await?;
-    }
-    tx.commit().await?;
-    Ok(changed)
+/// An operator's change to one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobChange {
+    /// Run it again with a fresh attempt budget (`queue::retry`).
+    Retry,
+    /// Cancel it (`queue::cancel`).
+    Cancel,
 }
 
-/// Cancels job `id` for `by` and writes the audit entry `job.cancel` in
-/// the same transaction. False when it already finished or is unknown.
-pub async fn cancel(ctx: &AppContext, id: &str, by: Operator<'_>) -> Result<bool, sea_orm::DbErr> {
+/// Applies `change` to job `id` for `by` and writes its audit entry
+/// (`job.retry` or `job.cancel`) in the same transaction. False when the
+/// job is unknown or in a state the change does not apply to.
+pub async fn change(
+    ctx: &AppContext,
+    id: &str,
+    change: JobChange,
+    by: Operator<'_>,
+) -> Result<bool, sea_orm::DbErr> {
     let db = ctx.db();
     let tx = db.begin_write().await?;
-    let changed = queue::cancel(db, &tx, id).await?;
+    let (changed, action) = match change {
+        JobChange::Retry => (queue::retry(db, &tx, id).await?, "job.retry"),
+        JobChange::Cancel => (queue::cancel(db, &tx, id).await?, "job.cancel"),
+    };
     if changed {
-        audit(ctx, &tx, &by, "job.cancel", Some(id), serde_json::json!({})).await?;
+        audit(ctx, &tx, &by, action, Some(id), serde_json::json!({})).await?;
     }
     tx.commit().await?;
     Ok(changed)

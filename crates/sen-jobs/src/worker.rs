@@ -472,25 +472,25 @@ async fn execute(
                 // completions run side by side instead of in one line,
                 // and takes the next job in the same transaction when
                 // this queue has a free slot for it.
-                let free = match *chain.stopped.borrow() {
-                    false => chain.slots.clone().try_acquire_owned().ok(),
-                    true => None,
-                };
-                match free {
-                    Some(free) => {
-                        match queue::complete_and_claim(db, &job, shared.config.lease).await {
-                            Ok((held, claimed)) => {
-                                if claimed.is_some() {
-                                    shared.claimed.fetch_add(1, Ordering::Relaxed);
-                                }
-                                next = claimed.map(|j| (j, free));
-                                Ok(held)
+                let stopping = *chain.stopped.borrow();
+                let free = (!stopping)
+                    .then(|| chain.slots.clone().try_acquire_owned().ok())
+                    .flatten();
+                let result = match free {
+                    Some(free) => queue::complete_and_claim(db, &job, shared.config.lease)
+                        .await
+                        .map(|(held, claimed)| {
+                            if let Some(claimed) = claimed {
+                                metrics::counter!("jobs_claimed_total", "queue" => job.queue.clone())
+                                    .increment(1);
+                                shared.claimed.fetch_add(1, Ordering::Relaxed);
+                                next = Some((claimed, free));
                             }
-                            Err(e) => Err(e.to_string()),
-                        }
-                    }
-                    None => queue::complete(db, &job).await.map_err(|e| e.to_string()),
-                }
+                            held
+                        }),
+                    None => queue::complete(db, &job).await,
+                };
+                result.map_err(|e| e.to_string())
             } else {
                 let (recorded, result) = oneshot::channel();
                 let completion = Completion {

@@ -306,7 +306,7 @@ async fn migrate(config: Config, apps: AppsFn, action: MigrateAction) -> anyhow:
 }
 
 async fn jobs(config: Config, apps: AppsFn, action: JobsAction) -> anyhow::Result<ExitCode> {
-    use sen_jobs::admin::Operator;
+    use sen_jobs::admin::{self, JobChange, Operator};
     use sen_jobs::queue;
     let ctx = connect(config, apps, Vec::new()).await?;
     require_current_schema(&ctx).await?;
@@ -357,11 +357,11 @@ async fn jobs(config: Config, apps: AppsFn, action: JobsAction) -> anyhow::Resul
             }
         },
         JobsAction::Retry { id } => {
-            let changed = sen_jobs::admin::retry(&ctx, &id, Operator::cli()).await?;
+            let changed = admin::change(&ctx, &id, JobChange::Retry, Operator::cli()).await?;
             found(changed, &id, "retrying")
         }
         JobsAction::Cancel { id } => {
-            let changed = sen_jobs::admin::cancel(&ctx, &id, Operator::cli()).await?;
+            let changed = admin::change(&ctx, &id, JobChange::Cancel, Operator::cli()).await?;
             found(changed, &id, "cancelled")
         }
         JobsAction::Schedules => {

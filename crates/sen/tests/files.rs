@@ -269,46 +269,17 @@ async fn private_files_roundtrip_with_etag_and_range(app: TestApp) {
     assert_eq!(r.status(), 204);
     assert_eq!(stored(&app).await, (0, 0));
     let audit = |target: String| {
-        let app = &app;
-        let owner = owner.clone();
+        let (app, owner) = (&app, owner.clone());
         async move {
-            let page: Value = app
-                .request(
-                    Method::GET,
-                    &format!("/api/v1/admin/audit?action=file.delete&target={target}"),
-                )
-                .bearer_auth(owner)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let path = format!("/api/v1/admin/audit?action=file.delete&target={target}");
+            let page = common::get_json(app, &path, &owner).await;
             page["items"].as_array().unwrap().clone()
         }
     };
     let entries = audit(second).await;
     assert_eq!(entries.len(), 1, "{entries:?}");
-    let ann_id = app
-        .request(Method::GET, "/api/v1/me")
-        .bearer_auth(&ann)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .clone();
-    let owner_id = app
-        .request(Method::GET, "/api/v1/me")
-        .bearer_auth(&owner)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .clone();
+    let ann_id = common::get_json(&app, "/api/v1/me", &ann).await["id"].clone();
+    let owner_id = common::get_json(&app, "/api/v1/me", &owner).await["id"].clone();
     assert_eq!(entries[0]["actor_id"], owner_id);
     assert_eq!(entries[0]["detail"]["owner_id"], ann_id);
     assert_eq!(entries[0]["detail"]["size"], 6);

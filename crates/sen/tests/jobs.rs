@@ -1542,20 +1542,11 @@ async fn admin_api_lists_shows_retries_and_cancels_jobs(app: TestApp) {
 
     // Every change an operator made is in the audit log, with who and how;
     // refused ones (403, 409) wrote nothing.
-    let me: Value = get("/api/v1/me".into(), owner.clone())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = common::get_json(&app, "/api/v1/me", &owner).await;
     let audit = |query: String| {
-        let get = &get;
-        let owner = owner.clone();
+        let (app, owner) = (&app, owner.clone());
         async move {
-            let page: Value = get(format!("/api/v1/admin/audit?{query}"), owner)
-                .await
-                .json()
-                .await
-                .unwrap();
+            let page = common::get_json(app, &format!("/api/v1/admin/audit?{query}"), &owner).await;
             page["items"].as_array().unwrap().clone()
         }
     };

@@ -413,6 +413,18 @@ pub async fn login_token(app: &TestApp, email: &str, password: &str) -> String {
     body["access_token"].as_str().unwrap().to_string()
 }
 
+/// `GET path` with a bearer token; the JSON body (any status).
+pub async fn get_json(app: &TestApp, path: &str, token: &str) -> serde_json::Value {
+    app.request(reqwest::Method::GET, path)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A server with the probe app on `backend`.
 pub async fn spawn(backend: Backend) -> TestApp {
     TestApp::builder(backend).apps(apps()).spawn().await
