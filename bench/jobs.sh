@@ -5,12 +5,16 @@
 # measured in the same run. Bounded by N jobs per backend. Writes its
 # section of bench/RESULTS.md.
 #
-#   bench/jobs.sh              # 30000 jobs, concurrency 256
+#   bench/jobs.sh              # 100000 jobs, concurrency 256
 #   N=50000 CONCURRENCY=128 bench/jobs.sh
+#
+# N is large enough that the batched drain lasts seconds: at 30000 jobs it
+# lasted under one, and the worker's start (its first vacuum, the first
+# claims) weighed on the rate as much as the drain itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N=${N:-30000}
+N=${N:-100000}
 CONCURRENCY=${CONCURRENCY:-256}
 
 cargo build --release --locked -q -p jobs-bench

@@ -12,13 +12,13 @@ use http::{Method, StatusCode, header};
 use sea_orm::ConnectionTrait;
 use sen_core::principal::{AuthMethod, Authenticator, Principal};
 use sen_core::realtime::Revocations;
-use sen_core::{AppContext, AppError, Backend};
+use sen_core::{AppContext, AppError};
 
 use crate::cookies;
 use crate::jwt;
 use crate::routes::api_keys::KEY_PREFIX;
 use crate::state::AuthState;
-use crate::users::{USER_COLUMNS, UserRow, parse_grants};
+use crate::users::{USER_COLUMNS, UserRow, grants_column, parse_grants};
 
 /// 401 for credentials that were sent and are not valid.
 pub fn invalid_token() -> AppError {
@@ -64,11 +64,8 @@ fn csrf_ok(ctx: &AppContext, parts: &Parts) -> bool {
     }
 }
 
-const SQL_SQLITE: &str = "SELECT {cols}, s.revoked_at, s.expires_at, s.impersonator_id,
-    (SELECT group_concat(r.role || '|' || r.scope, ',') FROM sen_user_roles r WHERE r.user_id = u.id) AS grants
-    FROM sen_users u JOIN sen_sessions s ON s.user_id = u.id WHERE u.id = ? AND s.id = ?";
-const SQL_POSTGRES: &str = "SELECT {cols}, s.revoked_at, s.expires_at, s.impersonator_id,
-    (SELECT string_agg(r.role || '|' || r.scope, ',') FROM sen_user_roles r WHERE r.user_id = u.id) AS grants
+/// The user, their grants and the session, for an access token: one query.
+const SESSION_SQL: &str = "SELECT {cols}, s.revoked_at, s.expires_at, s.impersonator_id, {grants}
     FROM sen_users u JOIN sen_sessions s ON s.user_id = u.id WHERE u.id = ? AND s.id = ?";
 
 #[async_trait::async_trait]
@@ -118,11 +115,9 @@ impl Authenticator for SenAuthenticator {
             }
         };
         let db = ctx.db();
-        let template = match db.backend() {
-            Backend::Sqlite => SQL_SQLITE,
-            Backend::Postgres => SQL_POSTGRES,
-        };
-        let sql = template.replace("{cols}", USER_COLUMNS);
+        let sql = SESSION_SQL
+            .replace("{cols}", USER_COLUMNS)
+            .replace("{grants}", grants_column(db.backend()));
         let row = db
             .orm()
             .query_one_raw(
@@ -188,11 +183,8 @@ impl Authenticator for SenAuthenticator {
     }
 }
 
-const KEY_SQL_SQLITE: &str = "SELECT {cols}, k.id AS key_id, k.permissions AS key_permissions, k.expires_at AS key_expires_at, k.revoked_at AS key_revoked_at, k.last_used_at AS key_last_used_at,
-    (SELECT group_concat(r.role || '|' || r.scope, ',') FROM sen_user_roles r WHERE r.user_id = u.id) AS grants
-    FROM sen_api_keys k JOIN sen_users u ON u.id = k.user_id WHERE k.key_hash = ?";
-const KEY_SQL_POSTGRES: &str = "SELECT {cols}, k.id AS key_id, k.permissions AS key_permissions, k.expires_at AS key_expires_at, k.revoked_at AS key_revoked_at, k.last_used_at AS key_last_used_at,
-    (SELECT string_agg(r.role || '|' || r.scope, ',') FROM sen_user_roles r WHERE r.user_id = u.id) AS grants
+/// An API key with its owner and the owner's grants: one query.
+const KEY_SQL: &str = "SELECT {cols}, k.id AS key_id, k.permissions AS key_permissions, k.expires_at AS key_expires_at, k.revoked_at AS key_revoked_at, k.last_used_at AS key_last_used_at, {grants}
     FROM sen_api_keys k JOIN sen_users u ON u.id = k.user_id WHERE k.key_hash = ?";
 
 /// How stale `last_used_at` may get before a request refreshes it: one
@@ -206,11 +198,9 @@ async fn api_key(ctx: &AppContext, key: &str) -> Result<Principal, AppError> {
         return Err(invalid_token());
     }
     let db = ctx.db();
-    let template = match db.backend() {
-        Backend::Sqlite => KEY_SQL_SQLITE,
-        Backend::Postgres => KEY_SQL_POSTGRES,
-    };
-    let sql = template.replace("{cols}", USER_COLUMNS);
+    let sql = KEY_SQL
+        .replace("{cols}", USER_COLUMNS)
+        .replace("{grants}", grants_column(db.backend()));
     let row = db
         .orm()
         .query_one_raw(db.statement(&sql, [crate::crypto::sha256_hex(key.as_bytes()).into()]))

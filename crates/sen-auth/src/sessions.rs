@@ -9,6 +9,8 @@ use sen_core::{AppContext, AppError};
 
 use crate::crypto::{random_token, sha256_hex};
 use crate::state::AuthState;
+use crate::users::{USER_COLUMNS, UserRow, grants_column, parse_grants};
+use sen_core::principal::Grant;
 
 /// Prefix of refresh tokens, so leaked ones are recognisable by scanners.
 const REFRESH_PREFIX: &str = "senr_";
@@ -52,6 +54,9 @@ pub struct Issued {
     pub client_id: String,
     /// Scopes granted to that client (empty for first-party).
     pub scope: String,
+    /// The user's row and grants, when the code that opened the session
+    /// read them anyway: answering with tokens then needs no query.
+    pub user: Option<(UserRow, Vec<Grant>)>,
 }
 
 /// Opens a first-party session for `user_id` on `conn` (the caller's transaction).
@@ -103,6 +108,7 @@ pub async fn open_for(
         expires_at,
         client_id: client.0.to_string(),
         scope: client.1.to_string(),
+        user: None,
     })
 }
 
@@ -132,11 +138,11 @@ pub async fn rotate(
     let tx = db.begin_write().await?;
     let row = tx
         .query_one_raw(db.statement(
-            "SELECT t.id AS token_id, t.used_at, s.id AS session_id, s.user_id, s.revoked_at, s.expires_at, s.client_id, s.scope, u.disabled_at
+            &format!("SELECT t.id AS token_id, t.used_at, s.id AS session_id, s.user_id, s.revoked_at, s.expires_at, s.client_id, s.scope, {USER_COLUMNS}, {}
              FROM sen_refresh_tokens t
              JOIN sen_sessions s ON s.id = t.session_id
              JOIN sen_users u ON u.id = s.user_id
-             WHERE t.token_hash = ?",
+             WHERE t.token_hash = ?", grants_column(db.backend())),
             [sha256_hex(presented.as_bytes()).into()],
         ))
         .await?;
@@ -149,7 +155,9 @@ pub async fn rotate(
     let user_id: String = row.try_get("", "user_id")?;
     let revoked_at: Option<i64> = row.try_get("", "revoked_at")?;
     let expires_at: i64 = row.try_get("", "expires_at")?;
-    let disabled_at: Option<i64> = row.try_get("", "disabled_at")?;
+    let user = UserRow::from_row(&row)?;
+    let grants = parse_grants(row.try_get::<Option<String>>("", "grants")?.as_deref());
+    let disabled_at = user.disabled_at;
     let session_client: String = row.try_get("", "client_id")?;
     let scope: String = row.try_get("", "scope")?;
     let now = now_ms();
@@ -207,6 +215,7 @@ pub async fn rotate(
         expires_at,
         client_id: session_client,
         scope,
+        user: Some((user, grants)),
     })
 }
 

@@ -11,6 +11,7 @@ use crate::limits;
 use crate::request_meta::Meta;
 use crate::sessions::{self, Issued};
 use crate::state::AuthState;
+use crate::users::{USER_COLUMNS, UserRow, grants_column, parse_grants};
 
 /// 401 `invalid_credentials`.
 pub fn invalid_credentials() -> AppError {
@@ -45,22 +46,26 @@ pub async fn sign_in(
     let row = db
         .orm()
         .query_one_raw(db.statement(
-            "SELECT id, password_hash, disabled_at, mfa_enabled FROM sen_users WHERE email = ?",
+            &format!(
+                "SELECT {USER_COLUMNS}, u.password_hash, {} FROM sen_users u WHERE u.email = ?",
+                grants_column(db.backend())
+            ),
             [email.into()],
         ))
         .await?;
-    let (user_id, hash, disabled, mfa) = match &row {
+    let (user, hash) = match &row {
         Some(r) => (
-            Some(r.try_get::<String>("", "id")?),
+            Some((
+                UserRow::from_row(r)?,
+                parse_grants(r.try_get::<Option<String>>("", "grants")?.as_deref()),
+            )),
             r.try_get::<Option<String>>("", "password_hash")?,
-            r.try_get::<Option<i64>>("", "disabled_at")?.is_some(),
-            r.try_get::<bool>("", "mfa_enabled")?,
         ),
-        None => (None, None, false, false),
+        None => (None, None),
     };
     // Always one full argon2 verification, account or not: same timing.
     let ok = state.passwords.verify(password, hash).await?;
-    let Some(user_id) = user_id.filter(|_| ok && !disabled) else {
+    let Some((user, grants)) = user.filter(|(u, _)| ok && u.disabled_at.is_none()) else {
         audit::record(
             db,
             db.orm(),
@@ -75,18 +80,20 @@ pub async fn sign_in(
         .await?;
         return Err(invalid_credentials());
     };
-    if mfa {
-        crate::mfa::check_login_code(ctx, state, &user_id, totp, meta.ip.as_deref()).await?;
+    if user.mfa_enabled {
+        crate::mfa::check_login_code(ctx, state, &user.id, totp, meta.ip.as_deref()).await?;
     }
-    sessions::open_standalone(
+    let mut issued = sessions::open_standalone(
         ctx,
         state,
-        &user_id,
+        &user.id,
         meta.user_agent.as_deref(),
         meta.ip.as_deref(),
         "login.success",
     )
-    .await
+    .await?;
+    issued.user = Some((user, grants));
+    Ok(issued)
 }
 
 /// Whether `password` is `user_id`'s current password (one argon2

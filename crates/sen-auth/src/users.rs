@@ -253,7 +253,21 @@ pub async fn grants_of_many(
     Ok(out)
 }
 
-/// Parses the `role|scope,role|scope` aggregate the authenticator selects.
+/// A select-list column `grants` holding user `u`'s role grants as
+/// `role|scope,role|scope`, so the user and their grants come in one query
+/// (read it back with [`parse_grants`]).
+pub fn grants_column(backend: sen_core::Backend) -> &'static str {
+    match backend {
+        sen_core::Backend::Sqlite => {
+            "(SELECT group_concat(r.role || '|' || r.scope, ',') FROM sen_user_roles r WHERE r.user_id = u.id) AS grants"
+        }
+        sen_core::Backend::Postgres => {
+            "(SELECT string_agg(r.role || '|' || r.scope, ',') FROM sen_user_roles r WHERE r.user_id = u.id) AS grants"
+        }
+    }
+}
+
+/// Reads the `grants` column of [`grants_column`] into sorted grants.
 pub fn parse_grants(agg: Option<&str>) -> Vec<sen_core::principal::Grant> {
     let mut grants: Vec<_> = agg
         .unwrap_or_default()

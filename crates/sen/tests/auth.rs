@@ -891,6 +891,20 @@ async fn admin_manages_users_roles_and_reads_the_audit_log(app: TestApp) {
         json!(["support", "system.viewer@region-1"]),
         "{me}"
     );
+    // Login and refresh answer with the same user view as `/me` (they read
+    // user and grants in the query that checks the password or the token).
+    let signed_in: Value = login(&app, "ann@example.com", json!({"client": "native"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(signed_in["user"], me, "{signed_in}");
+    let refreshed: Value = refresh_native(&app, signed_in["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refreshed["user"], me, "{refreshed}");
     let perms: Vec<&str> = me["permissions"]
         .as_array()
         .unwrap()

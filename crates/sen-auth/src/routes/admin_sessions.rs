@@ -357,6 +357,7 @@ pub async fn end(ctx: &AppContext, me: &Principal, meta: &Meta) -> AppResult<Opt
                 expires_at: r.try_get("", "expires_at")?,
                 client_id: r.try_get("", "client_id")?,
                 scope: r.try_get("", "scope")?,
+                user: None,
             })
         }
         None => None,

@@ -146,9 +146,16 @@ pub async fn issue(
     };
     let access = jwt::sign(&state.keys, &claims)
         .map_err(|e| AppError::unavailable("signing keys", anyhow::anyhow!(e)))?;
-    let (user, grants) = users::by_id(ctx, ctx.db().orm(), &issued.user_id)
-        .await?
-        .ok_or_else(invalid_credentials)?;
+    let read;
+    let (user, grants) = match &issued.user {
+        Some((user, grants)) => (user, grants),
+        None => {
+            read = users::by_id(ctx, ctx.db().orm(), &issued.user_id)
+                .await?
+                .ok_or_else(invalid_credentials)?;
+            (&read.0, &read.1)
+        }
+    };
     let refresh_age =
         ((issued.expires_at - sen_core::clock::now().timestamp_millis()) / 1000).max(0);
     let mut headers = HeaderMap::new();
@@ -169,7 +176,7 @@ pub async fn issue(
         token_type: "Bearer",
         expires_in: ttl,
         refresh_token: native.then(|| issued.refresh_token.clone()),
-        user: UserView::new(ctx, &user, &grants),
+        user: UserView::new(ctx, user, grants),
     };
     Ok((headers, Json(body)).into_response())
 }
