@@ -17,7 +17,8 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-8}
 ROUNDS=${ROUNDS:-3}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+. bench/need.sh
+need wrk curl python3
 cargo build --release --locked -q -p sen -p auth-bench
 
 work=$(mktemp -d)

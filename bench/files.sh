@@ -14,6 +14,8 @@
 #   N10=5 NJPEG=20 bench/files.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/need.sh
+need curl python3
 
 N10=${N10:-10}
 NJPEG=${NJPEG:-40}

@@ -15,10 +15,8 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 TARGET_RATIO=0.60
 
-if ! command -v wrk >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-  else echo "wrk is missing: sudo apt-get install wrk" >&2; exit 1; fi
-fi
+. bench/need.sh
+need wrk python3
 
 cargo build --release --locked -q -p sen -p hello-hyper
 

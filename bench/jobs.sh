@@ -13,6 +13,8 @@
 # claims) weighed on the rate as much as the drain itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/need.sh
+need postgres psql redis-server python3
 
 N=${N:-100000}
 CONCURRENCY=${CONCURRENCY:-256}

@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-5}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+. bench/need.sh
+need wrk curl python3
 cargo build --release --locked -q -p sen
 
 work=$(mktemp -d)

@@ -14,6 +14,8 @@
 #   SECS=3 CONNS=1000,10000 bench/realtime.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/need.sh
+need curl python3
 
 SECS=${SECS:-5}
 CONNS=${CONNS:-1000,5000,10000}
