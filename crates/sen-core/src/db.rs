@@ -218,20 +218,27 @@ impl Db {
 }
 
 /// Whether a SeaORM error means the database could not be reached (so the
-/// client gets 503, not 500).
+/// client gets 503, not 500). Besides I/O and pool errors this counts
+/// PostgreSQL's SQLSTATE classes `08` (connection exception) and `57P`
+/// (the server shut down, crashed or is starting): what a pooled
+/// connection reports on its first query after the server restarted under
+/// it. The pool pings only connections idle for `PING_IF_IDLE_FOR`, so a
+/// busy one meets that error once, and the next query gets a fresh one.
 pub fn is_connection_error(e: &DbErr) -> bool {
     match e {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(sea_orm::RuntimeErr::SqlxError(inner))
-        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(inner)) => {
-            matches!(
-                inner.as_ref(),
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Tls(_)
-            )
-        }
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(inner)) => match inner.as_ref() {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        },
         _ => false,
     }
 }

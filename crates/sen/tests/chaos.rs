@@ -484,3 +484,62 @@ async fn schedules_are_listed_and_run_on_demand() {
     );
     assert_clean_failure(&out, "no schedule named `nope`");
 }
+
+/// A pooled PostgreSQL connection whose server process died while it sat
+/// idle for less than the pool's ping threshold (1 s) fails its next query
+/// as a connection error, which callers answer with 503, and the query
+/// after that runs on a fresh connection. One idle for longer is pinged
+/// and replaced before use, so its query succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_pooled_connections_fail_as_unavailable_once() {
+    use sen_core::db::{Db, DbOptions, is_connection_error};
+    let url = sen_testkit::postgres::shared().admin_url().to_string();
+    let opts = DbOptions {
+        max_connections: 1,
+        connect_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::ZERO,
+    };
+    let db = Db::connect(&url, &opts).await.unwrap();
+    let killer = Db::connect(&url, &opts).await.unwrap();
+    let backend_pid = |db: Db| async move {
+        let row = db
+            .orm()
+            .query_one_raw(db.statement("SELECT pg_backend_pid() AS pid", []))
+            .await?
+            .expect("one row");
+        row.try_get::<i32>("", "pid")
+    };
+    let terminate = |pid: i32| {
+        let killer = killer.clone();
+        async move {
+            let row = killer
+                .orm()
+                .query_one_raw(
+                    killer.statement("SELECT pg_terminate_backend(?, 5000) AS gone", [pid.into()]),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                row.try_get::<bool>("", "gone").unwrap(),
+                "backend {pid} ended"
+            );
+        }
+    };
+
+    // Used a moment ago: no ping, so the query meets the dead connection.
+    let first = backend_pid(db.clone()).await.unwrap();
+    terminate(first).await;
+    let err = backend_pid(db.clone())
+        .await
+        .expect_err("the terminated connection fails its query");
+    assert!(is_connection_error(&err), "{err:?}");
+    let second = backend_pid(db.clone()).await.unwrap();
+    assert_ne!(second, first, "a fresh connection");
+
+    // Idle past the threshold: pinged, found dead and replaced unseen.
+    terminate(second).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let third = backend_pid(db.clone()).await.unwrap();
+    assert_ne!(third, second);
+}
