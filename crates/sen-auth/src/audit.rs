@@ -24,7 +24,13 @@ pub async fn record(
     conn: &impl ConnectionTrait,
     entry: Entry<'_>,
 ) -> Result<(), sea_orm::DbErr> {
-    conn.execute_raw(db.statement(
+    conn.execute_raw(insert(db, entry)).await.map(|_| ())
+}
+
+/// The statement that writes `entry`, for callers that send it together
+/// with their own ([`Db::execute_all`]).
+pub fn insert(db: &Db, entry: Entry<'_>) -> sea_orm::Statement {
+    db.statement(
         "INSERT INTO sen_audit (id, at, actor_id, action, target, ip, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             uuid::Uuid::now_v7().to_string().into(),
@@ -35,7 +41,5 @@ pub async fn record(
             entry.ip.map(str::to_string).into(),
             entry.detail.to_string().into(),
         ],
-    ))
-    .await
-    .map(|_| ())
+    )
 }

@@ -25,9 +25,18 @@ pub async fn insert_refresh(
     conn: &impl ConnectionTrait,
     session_id: &str,
 ) -> Result<String, AppError> {
+    let (insert, token) = refresh_insert(ctx, session_id)?;
+    conn.execute_raw(insert).await?;
+    Ok(token)
+}
+
+/// A new refresh token of `session_id` and the statement that stores it.
+fn refresh_insert(
+    ctx: &AppContext,
+    session_id: &str,
+) -> Result<(sea_orm::Statement, String), AppError> {
     let token = format!("{REFRESH_PREFIX}{}", random_token::<32>()?);
-    let db = ctx.db();
-    conn.execute_raw(db.statement(
+    let insert = ctx.db().statement(
         "INSERT INTO sen_refresh_tokens (id, session_id, token_hash, created_at) VALUES (?, ?, ?, ?)",
         [
             uuid::Uuid::now_v7().to_string().into(),
@@ -35,9 +44,8 @@ pub async fn insert_refresh(
             sha256_hex(token.as_bytes()).into(),
             now_ms().into(),
         ],
-    ))
-    .await?;
-    Ok(token)
+    );
+    Ok((insert, token))
 }
 
 /// A session just opened or refreshed.
@@ -81,11 +89,25 @@ pub async fn open_for(
     user_agent: Option<&str>,
     ip: Option<&str>,
 ) -> Result<Issued, AppError> {
+    let (inserts, issued) = open_inserts(ctx, state, user_id, client, user_agent, ip)?;
+    ctx.db().execute_all(conn, inserts).await?;
+    Ok(issued)
+}
+
+/// The statements that open a session (the session and its first refresh
+/// token) and what they issue.
+fn open_inserts(
+    ctx: &AppContext,
+    state: &AuthState,
+    user_id: &str,
+    client: (&str, &str),
+    user_agent: Option<&str>,
+    ip: Option<&str>,
+) -> Result<(Vec<sea_orm::Statement>, Issued), AppError> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_ms();
     let expires_at = now + state.session_ttl.as_millis() as i64;
-    let db = ctx.db();
-    conn.execute_raw(db.statement(
+    let session = ctx.db().statement(
         "INSERT INTO sen_sessions (id, user_id, created_at, expires_at, last_used_at, user_agent, ip, client_id, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             id.clone().into(),
@@ -98,10 +120,9 @@ pub async fn open_for(
             client.0.into(),
             client.1.into(),
         ],
-    ))
-    .await?;
-    let refresh_token = insert_refresh(ctx, conn, &id).await?;
-    Ok(Issued {
+    );
+    let (refresh, refresh_token) = refresh_insert(ctx, &id)?;
+    let issued = Issued {
         user_id: user_id.to_string(),
         session_id: id,
         refresh_token,
@@ -109,7 +130,8 @@ pub async fn open_for(
         client_id: client.0.to_string(),
         scope: client.1.to_string(),
         user: None,
-    })
+    };
+    Ok((vec![session, refresh], issued))
 }
 
 fn refresh_error(code: &'static str, detail: &str) -> AppError {
@@ -259,7 +281,8 @@ pub async fn revoke_all_but(
     Ok(r.rows_affected())
 }
 
-/// Opens a session in its own transaction (login).
+/// Opens a session in its own transaction (login), with its audit row:
+/// one write transaction, and on SQLite one command inside it.
 pub async fn open_standalone(
     ctx: &AppContext,
     state: &AuthState,
@@ -269,11 +292,9 @@ pub async fn open_standalone(
     audit_action: &str,
 ) -> Result<Issued, AppError> {
     let db = ctx.db();
-    let tx = db.begin_write().await?;
-    let issued = open(ctx, state, &tx, user_id, user_agent, ip).await?;
-    crate::audit::record(
+    let (mut inserts, issued) = open_inserts(ctx, state, user_id, ("sen", ""), user_agent, ip)?;
+    inserts.push(crate::audit::insert(
         db,
-        &tx,
         crate::audit::Entry {
             actor: Some(user_id),
             action: audit_action,
@@ -281,8 +302,9 @@ pub async fn open_standalone(
             ip,
             detail: serde_json::json!({}),
         },
-    )
-    .await?;
+    ));
+    let tx = db.begin_write().await?;
+    db.execute_all(&tx, inserts).await?;
     tx.commit().await?;
     Ok(issued)
 }

@@ -191,6 +191,61 @@ async fn write_transactions_queue_instead_of_failing(backend: Backend) {
     }
 }
 
+/// `Db::execute_all` writes every statement with its own parameters (on
+/// SQLite as one multi-statement command), and a failing later statement
+/// leaves nothing of the earlier ones once the transaction is dropped.
+async fn execute_all_binds_each_statement_and_fails_whole(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let db = app.ctx.db().clone();
+    db.orm()
+        .execute_unprepared("CREATE TABLE pairs (k TEXT NOT NULL PRIMARY KEY, v BIGINT NOT NULL)")
+        .await
+        .unwrap();
+    let put = |k: &str, v: i64| {
+        db.statement(
+            "INSERT INTO pairs (k, v) VALUES (?, ?)",
+            [k.into(), v.into()],
+        )
+    };
+    let tx = db.begin_write().await.unwrap();
+    db.execute_all(&tx, vec![put("a", 1), put("b", 2), put("c", 3)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let rows = |db: sen_core::Db| async move {
+        db.orm()
+            .query_all_raw(db.statement("SELECT k, v FROM pairs ORDER BY k", []))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get::<String>("", "k").unwrap(),
+                    r.try_get::<i64>("", "v").unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let written = vec![
+        ("a".to_string(), 1),
+        ("b".to_string(), 2),
+        ("c".to_string(), 3),
+    ];
+    assert_eq!(rows(db.clone()).await, written);
+    // The third statement repeats a key: the whole batch is undone.
+    let tx = db.begin_write().await.unwrap();
+    let err = db
+        .execute_all(&tx, vec![put("d", 4), put("e", 5), put("a", 6)])
+        .await;
+    assert!(err.is_err(), "a duplicate key fails the batch");
+    drop(tx);
+    assert_eq!(
+        rows(db.clone()).await,
+        written,
+        "nothing of the failed batch stays"
+    );
+}
+
 #[tokio::test]
 async fn sqlite_runs_wal_normal_with_foreign_keys_and_busy_timeout() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -212,7 +267,7 @@ async fn sqlite_runs_wal_normal_with_foreign_keys_and_busy_timeout() {
     assert_eq!(get("PRAGMA busy_timeout").await, "10000");
 }
 
-sen_testkit::both_backends!(id; failed_migration_leaves_nothing_half_applied, write_transactions_queue_instead_of_failing);
+sen_testkit::both_backends!(id; failed_migration_leaves_nothing_half_applied, write_transactions_queue_instead_of_failing, execute_all_binds_each_statement_and_fails_whole);
 
 async fn id(b: Backend) -> Backend {
     b
