@@ -5,14 +5,14 @@
 //! request, not when the access token expires.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use http::request::Parts;
 use http::{Method, StatusCode, header};
 use sea_orm::ConnectionTrait;
 use sen_core::principal::{AuthMethod, Authenticator, Principal};
 use sen_core::realtime::Revocations;
-use sen_core::{AppContext, AppError};
+use sen_core::{AppContext, AppError, Backend};
 
 use crate::cookies;
 use crate::jwt;
@@ -115,13 +115,11 @@ impl Authenticator for SenAuthenticator {
             }
         };
         let db = ctx.db();
-        let sql = SESSION_SQL
-            .replace("{cols}", USER_COLUMNS)
-            .replace("{grants}", grants_column(db.backend()));
+        let sql = &queries(db.backend()).session;
         let row = db
             .orm()
             .query_one_raw(
-                db.statement(&sql, [claims.sub.clone().into(), claims.sid.clone().into()]),
+                db.statement(sql, [claims.sub.clone().into(), claims.sid.clone().into()]),
             )
             .await?
             .ok_or_else(invalid_token)?;
@@ -187,6 +185,33 @@ impl Authenticator for SenAuthenticator {
 const KEY_SQL: &str = "SELECT {cols}, k.id AS key_id, k.permissions AS key_permissions, k.expires_at AS key_expires_at, k.revoked_at AS key_revoked_at, k.last_used_at AS key_last_used_at, {grants}
     FROM sen_api_keys k JOIN sen_users u ON u.id = k.user_id WHERE k.key_hash = ?";
 
+/// The authenticator's two queries for one backend, filled in once: they
+/// run on every authenticated request.
+struct Queries {
+    session: String,
+    key: String,
+}
+
+fn queries(backend: Backend) -> &'static Queries {
+    fn fill(backend: Backend) -> Queries {
+        let fill = |template: &str| {
+            template
+                .replace("{cols}", USER_COLUMNS)
+                .replace("{grants}", grants_column(backend))
+        };
+        Queries {
+            session: fill(SESSION_SQL),
+            key: fill(KEY_SQL),
+        }
+    }
+    static SQLITE: LazyLock<Queries> = LazyLock::new(|| fill(Backend::Sqlite));
+    static POSTGRES: LazyLock<Queries> = LazyLock::new(|| fill(Backend::Postgres));
+    match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    }
+}
+
 /// How stale `last_used_at` may get before a request refreshes it: one
 /// write a minute per key, not one per request.
 const LAST_USED_EVERY_MS: i64 = 60_000;
@@ -198,12 +223,10 @@ async fn api_key(ctx: &AppContext, key: &str) -> Result<Principal, AppError> {
         return Err(invalid_token());
     }
     let db = ctx.db();
-    let sql = KEY_SQL
-        .replace("{cols}", USER_COLUMNS)
-        .replace("{grants}", grants_column(db.backend()));
+    let sql = &queries(db.backend()).key;
     let row = db
         .orm()
-        .query_one_raw(db.statement(&sql, [crate::crypto::sha256_hex(key.as_bytes()).into()]))
+        .query_one_raw(db.statement(sql, [crate::crypto::sha256_hex(key.as_bytes()).into()]))
         .await?
         .ok_or_else(invalid_token)?;
     let user = UserRow::from_row(&row)?;

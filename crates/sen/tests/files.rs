@@ -394,15 +394,7 @@ async fn bad_uploads_store_nothing(app: TestApp) {
 async fn wait_thumbs(app: &TestApp, token: &str, id: &str, n: usize) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let f: Value = app
-            .request(Method::GET, &format!("/api/v1/files/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let f = common::get_json(app, &format!("/api/v1/files/{id}"), token).await;
         if f["thumbnails"].as_array().unwrap().len() >= n {
             return f;
         }

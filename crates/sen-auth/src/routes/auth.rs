@@ -146,15 +146,11 @@ pub async fn issue(
     };
     let access = jwt::sign(&state.keys, &claims)
         .map_err(|e| AppError::unavailable("signing keys", anyhow::anyhow!(e)))?;
-    let read;
-    let (user, grants) = match &issued.user {
-        Some((user, grants)) => (user, grants),
-        None => {
-            read = users::by_id(ctx, ctx.db().orm(), &issued.user_id)
-                .await?
-                .ok_or_else(invalid_credentials)?;
-            (&read.0, &read.1)
-        }
+    let (user, grants) = match issued.user.clone() {
+        Some(known) => known,
+        None => users::by_id(ctx, ctx.db().orm(), &issued.user_id)
+            .await?
+            .ok_or_else(invalid_credentials)?,
     };
     let refresh_age =
         ((issued.expires_at - sen_core::clock::now().timestamp_millis()) / 1000).max(0);
@@ -176,7 +172,7 @@ pub async fn issue(
         token_type: "Bearer",
         expires_in: ttl,
         refresh_token: native.then(|| issued.refresh_token.clone()),
-        user: UserView::new(ctx, user, grants),
+        user: UserView::new(ctx, &user, &grants),
     };
     Ok((headers, Json(body)).into_response())
 }
