@@ -709,7 +709,9 @@ async fn an_operator_and_a_user_in_a_real_browser() {
         .await
         .unwrap();
     // The TOTP step (the code of the next step: the confirm used this one).
-    let totp = d.find(By::Id("totp")).await.expect("TOTP step");
+    // Waits for the page the form posts to: under load the sign-in
+    // (an argon2 hash) can outlast the click's own navigation wait.
+    let totp = d.query(By::Id("totp")).first().await.expect("TOTP step");
     b.screenshot(&shots, "login-totp").await;
     d.find(By::Id("password"))
         .await
