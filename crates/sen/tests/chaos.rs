@@ -530,10 +530,27 @@ async fn broken_pooled_connections_fail_as_unavailable_once() {
     // Used a moment ago: no ping, so the query meets the dead connection.
     // On a loaded machine the termination itself can outlast the ping
     // threshold; such a round proves nothing here and is tried again.
+    // sqlx pings a connection as it goes back to the pool, in a task of its
+    // own; the backend is ended only once that ping is over and the
+    // connection sits idle, or the ping (not the query) would meet it.
+    let idle_in_pool = |db: Db| async move {
+        let sen_core::db::Pool::Postgres(pool) = db.pool() else {
+            unreachable!("a PostgreSQL pool")
+        };
+        for _ in 0..2000 {
+            if pool.num_idle() == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("the connection went back to the pool");
+    };
     let mut second = None;
     for _ in 0..20 {
-        let first = backend_pid(db.clone()).await.unwrap();
+        // Taken before the query, so it over-states the idle time.
         let used = Instant::now();
+        let first = backend_pid(db.clone()).await.unwrap();
+        idle_in_pool(db.clone()).await;
         terminate(first).await;
         let next = backend_pid(db.clone()).await;
         if used.elapsed() >= Duration::from_millis(900) {
@@ -550,6 +567,7 @@ async fn broken_pooled_connections_fail_as_unavailable_once() {
     let second = second.expect("a round within the ping threshold");
 
     // Idle past the threshold: pinged, found dead and replaced unseen.
+    idle_in_pool(db.clone()).await;
     terminate(second).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let third = backend_pid(db.clone()).await.unwrap();
