@@ -282,7 +282,7 @@ pub async fn revoke_all_but(
 }
 
 /// Opens a session in its own transaction (login), with its audit row:
-/// one write transaction, and on SQLite one command inside it.
+/// one write transaction ([`sen_core::Db::write_batch`]: on SQLite one command).
 pub async fn open_standalone(
     ctx: &AppContext,
     state: &AuthState,
@@ -303,8 +303,6 @@ pub async fn open_standalone(
             detail: serde_json::json!({}),
         },
     ));
-    let tx = db.begin_write().await?;
-    db.execute_all(&tx, inserts).await?;
-    tx.commit().await?;
+    db.write_batch(inserts).await?;
     Ok(issued)
 }

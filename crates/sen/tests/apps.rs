@@ -246,6 +246,98 @@ async fn execute_all_binds_each_statement_and_fails_whole(backend: Backend) {
     );
 }
 
+/// `Db::write_batch` writes every statement with its own parameters or
+/// none of them; a failure leaves no transaction open on a pooled
+/// connection (later writes neither block nor vanish); and a caller that
+/// goes away once the batch started does not stop it half-way.
+async fn write_batch_is_whole_and_outlives_its_caller(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let db = app.ctx.db().clone();
+    db.orm()
+        .execute_unprepared("CREATE TABLE pairs (k TEXT NOT NULL PRIMARY KEY, v BIGINT NOT NULL)")
+        .await
+        .unwrap();
+    let put = |k: &str, v: i64| {
+        db.statement(
+            "INSERT INTO pairs (k, v) VALUES (?, ?)",
+            [k.into(), v.into()],
+        )
+    };
+    let rows = |db: sen_core::Db| async move {
+        db.orm()
+            .query_all_raw(db.statement("SELECT k, v FROM pairs ORDER BY k", []))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get::<String>("", "k").unwrap(),
+                    r.try_get::<i64>("", "v").unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    db.write_batch(vec![put("a", 1), put("b", 2), put("c", 3)])
+        .await
+        .unwrap();
+    let mut want = vec![
+        ("a".to_string(), 1),
+        ("b".to_string(), 2),
+        ("c".to_string(), 3),
+    ];
+    assert_eq!(rows(db.clone()).await, want);
+
+    // The third statement repeats a key: nothing of the batch stays, and
+    // the error is the constraint's.
+    let err = db
+        .write_batch(vec![put("d", 4), put("e", 5), put("a", 6)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.sql_err(),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(rows(db.clone()).await, want, "nothing of the failed batch");
+    // Every pooled connection still writes and commits: a transaction left
+    // open would hold the write lock (the next writes wait out the busy
+    // timeout and fail) or swallow its writes.
+    for i in 0..12 {
+        let k = format!("w{i:02}");
+        if i % 2 == 0 {
+            db.write_batch(vec![put(&k, i)]).await.unwrap();
+        } else {
+            db.orm().execute_raw(put(&k, i)).await.unwrap();
+        }
+        want.push((k, i));
+        assert_eq!(rows(db.clone()).await, want);
+    }
+
+    // The caller gives up right after the batch started: it is written all
+    // the same, and the database takes writes after it.
+    // (Polled once, then dropped: the batch is under way, not done.)
+    let cut = futures::FutureExt::now_or_never(db.write_batch(vec![put("x1", 7), put("x2", 8)]));
+    assert!(
+        cut.is_none(),
+        "the caller left before the batch finished: {cut:?}"
+    );
+    want.push(("x1".to_string(), 7));
+    want.push(("x2".to_string(), 8));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rows(db.clone()).await != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned batch was never written"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    db.write_batch(vec![put("y", 9)]).await.unwrap();
+    want.push(("y".to_string(), 9));
+    assert_eq!(rows(db.clone()).await, want);
+}
+
 #[tokio::test]
 async fn sqlite_runs_wal_normal_with_foreign_keys_and_busy_timeout() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -267,7 +359,7 @@ async fn sqlite_runs_wal_normal_with_foreign_keys_and_busy_timeout() {
     assert_eq!(get("PRAGMA busy_timeout").await, "10000");
 }
 
-sen_testkit::both_backends!(id; failed_migration_leaves_nothing_half_applied, write_transactions_queue_instead_of_failing, execute_all_binds_each_statement_and_fails_whole);
+sen_testkit::both_backends!(id; failed_migration_leaves_nothing_half_applied, write_transactions_queue_instead_of_failing, execute_all_binds_each_statement_and_fails_whole, write_batch_is_whole_and_outlives_its_caller);
 
 async fn id(b: Backend) -> Backend {
     b
