@@ -117,8 +117,7 @@ impl Authenticator for SenAuthenticator {
         let db = ctx.db();
         let sql = &queries(db.backend()).session;
         let row = db
-            .orm()
-            .query_one_raw(
+            .fetch_optional(
                 db.statement(sql, [claims.sub.clone().into(), claims.sid.clone().into()]),
             )
             .await?
@@ -225,8 +224,7 @@ async fn api_key(ctx: &AppContext, key: &str) -> Result<Principal, AppError> {
     let db = ctx.db();
     let sql = &queries(db.backend()).key;
     let row = db
-        .orm()
-        .query_one_raw(db.statement(sql, [crate::crypto::sha256_hex(key.as_bytes()).into()]))
+        .fetch_optional(db.statement(sql, [crate::crypto::sha256_hex(key.as_bytes()).into()]))
         .await?
         .ok_or_else(invalid_token)?;
     let user = UserRow::from_row(&row)?;
@@ -247,8 +245,7 @@ async fn api_key(ctx: &AppContext, key: &str) -> Result<Principal, AppError> {
         tokio::spawn(async move {
             let db = ctx.db();
             let _ = db
-                .orm()
-                .execute_raw(db.statement(
+                .execute(db.statement(
                     "UPDATE sen_api_keys SET last_used_at = ? WHERE id = ?",
                     [now.into(), id.into()],
                 ))

@@ -44,8 +44,7 @@ pub async fn sign_in(
     .await?;
     let db = ctx.db();
     let row = db
-        .orm()
-        .query_one_raw(db.statement(
+        .fetch_optional(db.statement(
             &format!(
                 "SELECT {USER_COLUMNS}, u.password_hash, {} FROM sen_users u WHERE u.email = ?",
                 grants_column(db.backend())

@@ -4,6 +4,7 @@
 //! writers queue instead of failing with `SQLITE_BUSY` half-way through.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,6 +16,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+
+use crate::hot_pool::HotPool;
 
 /// Which database engine is behind a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -65,7 +68,63 @@ pub struct DbOptions {
 pub struct Db {
     orm: DatabaseConnection,
     pool: Pool,
+    hot: Hot,
     backend: Backend,
+}
+
+/// The connections [`Db::fetch_optional`], [`Db::fetch_all`],
+/// [`Db::execute`] and [`Db::write_batch`] run on: a pool of their own
+/// that skips sqlx's ping on release (see `hot_pool`).
+#[derive(Debug, Clone)]
+enum Hot {
+    Sqlite(Arc<HotPool<sqlx::Sqlite>>),
+    Postgres(Arc<HotPool<sqlx::Postgres>>),
+}
+
+/// How many connections the hot path keeps, besides the main pool's
+/// `max_connections`: a quarter as many, at least two.
+fn hot_connections(max_connections: u32) -> u32 {
+    (max_connections / 4).max(2)
+}
+
+/// Runs `$stmt` on a hot connection of `$db`'s backend as `$run(query,
+/// connection)`, marking the connection clean when it succeeded, and maps a
+/// failure with `$err` (acquiring one as SeaORM would report it).
+macro_rules! hot_run {
+    ($db:expr, $stmt:expr, |$q:ident, $c:ident| $run:expr, $err:expr) => {{
+        let stmt = $stmt;
+        let values = stmt
+            .values
+            .unwrap_or_else(|| sea_orm::sea_query::Values(Vec::new()));
+        match &$db.hot {
+            Hot::Sqlite(h) => {
+                let mut conn = h.get().await.map_err(acquire_error)?;
+                let $q = sqlx::query_with(
+                    sqlx::AssertSqlSafe(stmt.sql),
+                    sea_query_sqlx::SqlxValues(values),
+                );
+                let $c = conn.conn();
+                let out = $run;
+                if out.is_ok() {
+                    conn.clean();
+                }
+                out.map_err($err)
+            }
+            Hot::Postgres(h) => {
+                let mut conn = h.get().await.map_err(acquire_error)?;
+                let $q = sqlx::query_with(
+                    sqlx::AssertSqlSafe(stmt.sql),
+                    sea_query_sqlx::SqlxValues(values),
+                );
+                let $c = conn.conn();
+                let out = $run;
+                if out.is_ok() {
+                    conn.clean();
+                }
+                out.map_err($err)
+            }
+        }
+    }};
 }
 
 impl Db {
@@ -103,13 +162,20 @@ impl Db {
             .min_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(opts.connect_timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
+        // Same options, so an in-memory database is the same one too.
+        let hot = SqlitePoolOptions::new()
+            .max_connections(hot_connections(opts.max_connections))
+            .test_before_acquire(false)
+            .acquire_timeout(opts.connect_timeout)
+            .connect_lazy_with(options);
         let orm = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone());
         Ok(Self {
             orm,
             pool: Pool::Sqlite(pool),
+            hot: Hot::Sqlite(HotPool::new(hot, opts.connect_timeout, PING_IF_IDLE_FOR)),
             backend: Backend::Sqlite,
         })
     }
@@ -146,15 +212,21 @@ impl Db {
                     Ok(true)
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| {
                 anyhow::anyhow!("cannot connect to PostgreSQL at {target}: {}", one_line(&e))
             })?;
+        let hot = PgPoolOptions::new()
+            .max_connections(hot_connections(opts.max_connections))
+            .test_before_acquire(false)
+            .acquire_timeout(opts.connect_timeout)
+            .connect_lazy_with(options);
         let orm = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
         Ok(Self {
             orm,
             pool: Pool::Postgres(pool),
+            hot: Hot::Postgres(HotPool::new(hot, opts.connect_timeout, PING_IF_IDLE_FOR)),
             backend: Backend::Postgres,
         })
     }
@@ -191,7 +263,8 @@ impl Db {
         self.orm.execute_unprepared("SELECT 1").await.map(|_| ())
     }
 
-    /// `(in use, idle, max)` connections of the pool, for the metrics gauges.
+    /// `(in use, idle, max)` connections of the pools (main and hot), for
+    /// the metrics gauges.
     pub fn pool_stats(&self) -> (u32, u32, u32) {
         let (size, idle, max) = match &self.pool {
             Pool::Sqlite(p) => (
@@ -205,15 +278,71 @@ impl Db {
                 p.options().get_max_connections(),
             ),
         };
-        (size.saturating_sub(idle), idle, max)
+        let (hot_size, hot_idle, hot_max) = match &self.hot {
+            Hot::Sqlite(h) => h.stats(),
+            Hot::Postgres(h) => h.stats(),
+        };
+        (
+            (size + hot_size).saturating_sub(idle + hot_idle),
+            idle + hot_idle,
+            max + hot_max,
+        )
     }
 
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
+        match &self.hot {
+            Hot::Sqlite(h) => h.close().await,
+            Hot::Postgres(h) => h.close().await,
+        }
         match &self.pool {
             Pool::Sqlite(p) => p.close().await,
             Pool::Postgres(p) => p.close().await,
         }
+    }
+
+    /// Runs one query and returns its first row, if any, on the hot path's
+    /// connections (no ping on release): for the statements every request
+    /// runs. Same results and errors as SeaORM's `query_one_raw`.
+    pub async fn fetch_optional(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Option<sea_orm::QueryResult>, DbErr> {
+        hot_run!(
+            self,
+            stmt,
+            |q, c| q.fetch_optional(c).await.map(|r| r.map(Into::into)),
+            query_error
+        )
+    }
+
+    /// Runs one query and returns every row, on the hot path's connections.
+    /// Same results and errors as SeaORM's `query_all_raw`.
+    pub async fn fetch_all(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+        hot_run!(
+            self,
+            stmt,
+            |q, c| q
+                .fetch_all(c)
+                .await
+                .map(|rows| rows.into_iter().map(Into::into).collect()),
+            query_error
+        )
+    }
+
+    /// Runs one statement in its own transaction and returns the rows it
+    /// changed, on the hot path's connections. Same errors as SeaORM's
+    /// `execute_raw`.
+    pub async fn execute(&self, stmt: sea_orm::Statement) -> Result<u64, DbErr> {
+        hot_run!(
+            self,
+            stmt,
+            |q, c| q.execute(c).await.map(|r| r.rows_affected()),
+            exec_error
+        )
     }
 }
 
@@ -243,6 +372,16 @@ pub fn is_connection_error(e: &DbErr) -> bool {
     }
 }
 
+/// A failed query as SeaORM reports it.
+fn query_error(e: sqlx::Error) -> DbErr {
+    DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(e)))
+}
+
+/// A failed statement as SeaORM reports it.
+fn exec_error(e: sqlx::Error) -> DbErr {
+    DbErr::Exec(sea_orm::RuntimeErr::SqlxError(Arc::new(e)))
+}
+
 /// A pool's failure to hand out a connection as SeaORM reports it, so
 /// [`is_connection_error`] sees it the same way.
 fn acquire_error(e: sqlx::Error) -> DbErr {
@@ -251,7 +390,7 @@ fn acquire_error(e: sqlx::Error) -> DbErr {
         sqlx::Error::PoolClosed => {
             DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed)
         }
-        e => DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(e))),
+        e => DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e))),
     }
 }
 
@@ -317,7 +456,7 @@ impl Db {
     /// request), and on SQLite it cannot be stopped half-way with the
     /// transaction, and the database's write lock, still held.
     pub async fn write_batch(&self, statements: Vec<sea_orm::Statement>) -> Result<(), DbErr> {
-        let Pool::Sqlite(pool) = &self.pool else {
+        let Hot::Sqlite(hot) = &self.hot else {
             let db = self.clone();
             let task = tokio::spawn(async move {
                 let tx = db.begin_write().await?;
@@ -336,28 +475,27 @@ impl Db {
             values.extend(s.values.map(|v| v.0).unwrap_or_default());
         }
         sql.push_str("COMMIT");
-        let pool = pool.clone();
+        let hot = hot.clone();
         let task = tokio::spawn(async move {
-            let mut conn = pool.acquire().await.map_err(acquire_error)?;
+            let mut conn = hot.get().await.map_err(acquire_error)?;
             let args = sea_query_sqlx::SqlxValues(sea_orm::sea_query::Values(values));
             let Err(e) = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-                .execute(&mut *conn)
+                .execute(conn.conn())
                 .await
             else {
+                conn.clean();
                 return Ok(());
             };
             // `BEGIN IMMEDIATE` itself may have failed (busy past the
-            // timeout), leaving nothing to roll back; any other failure to
-            // roll back leaves the connection's state unknown: it is closed
-            // instead of going back to the pool.
-            if let Err(r) = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await
-                && !r.to_string().contains("no transaction is active")
-            {
-                conn.close_on_drop();
+            // timeout), leaving nothing to roll back. Rolled back, the
+            // connection is clean; if that fails it goes back through
+            // sqlx's release, which checks it.
+            match sqlx::raw_sql("ROLLBACK").execute(conn.conn()).await {
+                Ok(_) => conn.clean(),
+                Err(r) if r.to_string().contains("no transaction is active") => conn.clean(),
+                Err(_) => {}
             }
-            Err(DbErr::Exec(sea_orm::RuntimeErr::SqlxError(
-                std::sync::Arc::new(e),
-            )))
+            Err(exec_error(e))
         });
         task.await.map_err(task_error)?
     }

@@ -16,6 +16,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod files;
+mod hot_pool;
 pub mod jobs;
 pub mod linger;
 pub mod mail;

@@ -338,6 +338,87 @@ async fn write_batch_is_whole_and_outlives_its_caller(backend: Backend) {
     assert_eq!(rows(db.clone()).await, want);
 }
 
+/// The hot path's `fetch_optional`, `fetch_all` and `execute` (their own
+/// connections, no ping on release) answer as SeaORM's raw calls do, with
+/// the same errors, and a failed statement does not spoil the connection
+/// for the next one.
+async fn hot_path_answers_as_seaorm_does(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let db = app.ctx.db().clone();
+    db.orm()
+        .execute_unprepared("CREATE TABLE pairs (k TEXT NOT NULL PRIMARY KEY, v BIGINT NOT NULL)")
+        .await
+        .unwrap();
+    let put = |k: &str, v: i64| {
+        db.statement(
+            "INSERT INTO pairs (k, v) VALUES (?, ?)",
+            [k.into(), v.into()],
+        )
+    };
+    for i in 0..5 {
+        assert_eq!(db.execute(put(&format!("k{i}"), i * 10)).await.unwrap(), 1);
+    }
+    let one = |k: &str| db.statement("SELECT k, v FROM pairs WHERE k = ?", [k.into()]);
+    let hot = db.fetch_optional(one("k3")).await.unwrap().unwrap();
+    let orm = db.orm().query_one_raw(one("k3")).await.unwrap().unwrap();
+    assert_eq!(hot.try_get::<i64>("", "v").unwrap(), 30);
+    assert_eq!(
+        hot.try_get::<String>("", "k").unwrap(),
+        orm.try_get::<String>("", "k").unwrap()
+    );
+    assert!(db.fetch_optional(one("nope")).await.unwrap().is_none());
+    let all = db.statement(
+        "SELECT k, v FROM pairs WHERE v >= ? ORDER BY k",
+        [20.into()],
+    );
+    let vs = |rows: Vec<sea_orm::QueryResult>| {
+        rows.iter()
+            .map(|r| r.try_get::<i64>("", "v").unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        vs(db.fetch_all(all.clone()).await.unwrap()),
+        vec![20, 30, 40]
+    );
+    assert_eq!(
+        vs(db.fetch_all(all.clone()).await.unwrap()),
+        vs(db.orm().query_all_raw(all.clone()).await.unwrap())
+    );
+    let bump = db.statement("UPDATE pairs SET v = v + 1 WHERE v < ?", [25.into()]);
+    assert_eq!(db.execute(bump).await.unwrap(), 3, "rows changed");
+
+    // Errors: a duplicate key is the constraint's, bad SQL is a query
+    // error; neither is a connection error, and the next statements (on
+    // the same few connections) work.
+    let dup = db.execute(put("k1", 0)).await.unwrap_err();
+    assert!(
+        matches!(
+            dup.sql_err(),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+        ),
+        "{dup:?}"
+    );
+    assert!(!sen_core::db::is_connection_error(&dup));
+    let bad = db
+        .fetch_optional(db.statement("SELECT nope FROM pairs", []))
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, DbErr::Query(_)), "{bad:?}");
+    assert!(!sen_core::db::is_connection_error(&bad));
+    for i in 0..8 {
+        let row = db.fetch_optional(one("k4")).await.unwrap().unwrap();
+        assert_eq!(row.try_get::<i64>("", "v").unwrap(), 40, "round {i}");
+    }
+    // What the hot path wrote, SeaORM's connections read (committed).
+    let n = db
+        .orm()
+        .query_one_raw(db.statement("SELECT COUNT(*) AS n FROM pairs", []))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.try_get::<i64>("", "n").unwrap(), 5);
+}
+
 #[tokio::test]
 async fn sqlite_runs_wal_normal_with_foreign_keys_and_busy_timeout() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -359,7 +440,7 @@ async fn sqlite_runs_wal_normal_with_foreign_keys_and_busy_timeout() {
     assert_eq!(get("PRAGMA busy_timeout").await, "10000");
 }
 
-sen_testkit::both_backends!(id; failed_migration_leaves_nothing_half_applied, write_transactions_queue_instead_of_failing, execute_all_binds_each_statement_and_fails_whole, write_batch_is_whole_and_outlives_its_caller);
+sen_testkit::both_backends!(id; failed_migration_leaves_nothing_half_applied, write_transactions_queue_instead_of_failing, execute_all_binds_each_statement_and_fails_whole, write_batch_is_whole_and_outlives_its_caller, hot_path_answers_as_seaorm_does);
 
 async fn id(b: Backend) -> Backend {
     b

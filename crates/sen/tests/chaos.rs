@@ -573,3 +573,68 @@ async fn broken_pooled_connections_fail_as_unavailable_once() {
     let third = backend_pid(db.clone()).await.unwrap();
     assert_ne!(third, second);
 }
+
+/// The same for the hot path's connections (`Db::fetch_optional` and
+/// friends, which skip sqlx's ping on release): a connection whose server
+/// process died fails one statement as a connection error and is replaced;
+/// one idle for 1 s or more is pinged and replaced unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_hot_connections_fail_as_unavailable_once() {
+    use sen_core::db::{Db, DbOptions, is_connection_error};
+    let url = sen_testkit::postgres::shared().admin_url().to_string();
+    let opts = DbOptions {
+        max_connections: 1,
+        connect_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::ZERO,
+    };
+    let db = Db::connect(&url, &opts).await.unwrap();
+    let killer = Db::connect(&url, &opts).await.unwrap();
+    let backend_pid = |db: Db| async move {
+        let row = db
+            .fetch_optional(db.statement("SELECT pg_backend_pid() AS pid", []))
+            .await?
+            .expect("one row");
+        row.try_get::<i32>("", "pid")
+    };
+    let terminate = |pid: i32| {
+        let killer = killer.clone();
+        async move {
+            let row = killer
+                .fetch_optional(
+                    killer.statement("SELECT pg_terminate_backend(?, 5000) AS gone", [pid.into()]),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                row.try_get::<bool>("", "gone").unwrap(),
+                "backend {pid} ended"
+            );
+        }
+    };
+    // The hot path hands a connection back as the statement returns, so
+    // there is no release task to wait for; a round slower than the ping
+    // threshold is tried again.
+    let mut second = None;
+    for _ in 0..20 {
+        let used = Instant::now();
+        let first = backend_pid(db.clone()).await.unwrap();
+        terminate(first).await;
+        let next = backend_pid(db.clone()).await;
+        if used.elapsed() >= Duration::from_millis(900) {
+            assert_ne!(next.unwrap(), first, "pinged and replaced");
+            continue;
+        }
+        let err = next.expect_err("the terminated connection fails its statement");
+        assert!(is_connection_error(&err), "{err:?}");
+        let fresh = backend_pid(db.clone()).await.unwrap();
+        assert_ne!(fresh, first, "a fresh connection");
+        second = Some(fresh);
+        break;
+    }
+    let second = second.expect("a round within the ping threshold");
+    terminate(second).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let third = backend_pid(db.clone()).await.unwrap();
+    assert_ne!(third, second);
+}
