@@ -204,14 +204,7 @@ impl Db {
             .max_connections(opts.max_connections)
             .acquire_timeout(opts.connect_timeout)
             .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for >= PING_IF_IDLE_FOR {
-                        sqlx::Connection::ping(conn).await?;
-                    }
-                    Ok(true)
-                })
-            })
+            .before_acquire(ping_if_idle)
             .connect_with(options.clone())
             .await
             .map_err(|e| {
@@ -220,6 +213,7 @@ impl Db {
         let hot = PgPoolOptions::new()
             .max_connections(hot_connections(opts.max_connections))
             .test_before_acquire(false)
+            .before_acquire(ping_if_idle)
             .acquire_timeout(opts.connect_timeout)
             .connect_lazy_with(options);
         let orm = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
@@ -370,6 +364,20 @@ pub fn is_connection_error(e: &DbErr) -> bool {
         },
         _ => false,
     }
+}
+
+/// The pools' check before handing out a PostgreSQL connection: a ping if
+/// it sat idle for `PING_IF_IDLE_FOR` or more.
+fn ping_if_idle(
+    conn: &mut sqlx::PgConnection,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        if meta.idle_for >= PING_IF_IDLE_FOR {
+            sqlx::Connection::ping(conn).await?;
+        }
+        Ok(true)
+    })
 }
 
 /// A failed query as SeaORM reports it.
