@@ -73,7 +73,9 @@ pub struct Config {
     pub port: u16,
     /// `sqlite://path` or `postgres://user:pass@host/db`.
     pub database_url: Secret,
-    /// Maximum pooled database connections.
+    /// Maximum connections of the main pool. The statements every request
+    /// runs keep `max(2, this / 4)` more of their own, so a process opens
+    /// at most the sum.
     pub db_max_connections: u32,
     /// How long to wait for a database connection before failing, in milliseconds.
     pub db_connect_timeout_ms: u64,
@@ -322,7 +324,7 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         key: "db_max_connections",
         env: "SEN_DB_MAX_CONNECTIONS",
-        help: "pool size (default 16)",
+        help: "main pool size (default 16); per-request statements add max(2, this/4)",
     },
     KeyDoc {
         key: "db_connect_timeout_ms",

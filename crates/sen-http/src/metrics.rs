@@ -86,7 +86,10 @@ fn describe() {
         "db_pool_connections",
         "Database pool connections by state (in_use, idle)."
     );
-    metrics::describe_gauge!("db_pool_max_connections", "Configured database pool size.");
+    metrics::describe_gauge!(
+        "db_pool_max_connections",
+        "Configured database connections, main and hot pools together."
+    );
 }
 
 /// The metric handles of one (method, route, status) triple.
