@@ -97,33 +97,22 @@ macro_rules! hot_run {
             .values
             .unwrap_or_else(|| sea_orm::sea_query::Values(Vec::new()));
         match &$db.hot {
-            Hot::Sqlite(h) => {
-                let mut conn = h.get().await.map_err(acquire_error)?;
-                let $q = sqlx::query_with(
-                    sqlx::AssertSqlSafe(stmt.sql),
-                    sea_query_sqlx::SqlxValues(values),
-                );
-                let $c = conn.conn();
-                let out = $run;
-                if out.is_ok() {
-                    conn.clean();
-                }
-                out.map_err($err)
-            }
-            Hot::Postgres(h) => {
-                let mut conn = h.get().await.map_err(acquire_error)?;
-                let $q = sqlx::query_with(
-                    sqlx::AssertSqlSafe(stmt.sql),
-                    sea_query_sqlx::SqlxValues(values),
-                );
-                let $c = conn.conn();
-                let out = $run;
-                if out.is_ok() {
-                    conn.clean();
-                }
-                out.map_err($err)
-            }
+            Hot::Sqlite(h) => hot_run!(@on h, stmt.sql, values, |$q, $c| $run, $err),
+            Hot::Postgres(h) => hot_run!(@on h, stmt.sql, values, |$q, $c| $run, $err),
         }
+    }};
+    (@on $h:ident, $sql:expr, $values:expr, |$q:ident, $c:ident| $run:expr, $err:expr) => {{
+        let mut conn = $h.get().await.map_err(acquire_error)?;
+        let $q = sqlx::query_with(
+            sqlx::AssertSqlSafe($sql),
+            sea_query_sqlx::SqlxValues($values),
+        );
+        let $c = conn.conn();
+        let out = $run;
+        if out.is_ok() {
+            conn.clean();
+        }
+        out.map_err($err)
     }};
 }
 
@@ -402,6 +391,21 @@ fn acquire_error(e: sqlx::Error) -> DbErr {
     }
 }
 
+/// `statements` as one multi-statement SQLite command and its values in
+/// order: sqlx binds the `?`s across the statements.
+fn joined(statements: Vec<sea_orm::Statement>) -> (String, Vec<sea_orm::Value>) {
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for s in statements {
+        if !sql.is_empty() {
+            sql.push_str(";\n");
+        }
+        sql.push_str(&s.sql);
+        values.extend(s.values.map(|v| v.0).unwrap_or_default());
+    }
+    (sql, values)
+}
+
 /// A write batch's task that panicked or was cancelled (at shutdown).
 fn task_error(e: tokio::task::JoinError) -> DbErr {
     DbErr::Custom(format!("the write batch did not finish: {e}"))
@@ -464,6 +468,9 @@ impl Db {
     /// request), and on SQLite it cannot be stopped half-way with the
     /// transaction, and the database's write lock, still held.
     pub async fn write_batch(&self, statements: Vec<sea_orm::Statement>) -> Result<(), DbErr> {
+        if statements.is_empty() {
+            return Ok(());
+        }
         let Hot::Sqlite(hot) = &self.hot else {
             let db = self.clone();
             let task = tokio::spawn(async move {
@@ -475,14 +482,8 @@ impl Db {
             });
             return task.await.map_err(task_error)?;
         };
-        let mut sql = String::from("BEGIN IMMEDIATE;\n");
-        let mut values = Vec::new();
-        for s in statements {
-            sql.push_str(&s.sql);
-            sql.push_str(";\n");
-            values.extend(s.values.map(|v| v.0).unwrap_or_default());
-        }
-        sql.push_str("COMMIT");
+        let (body, values) = joined(statements);
+        let sql = format!("BEGIN IMMEDIATE;\n{body};\nCOMMIT");
         let hot = hot.clone();
         let task = tokio::spawn(async move {
             let mut conn = hot.get().await.map_err(acquire_error)?;
@@ -520,15 +521,7 @@ impl Db {
     ) -> Result<(), DbErr> {
         match self.backend {
             Backend::Sqlite if statements.len() > 1 => {
-                let mut sql = String::new();
-                let mut values = Vec::new();
-                for s in statements {
-                    if !sql.is_empty() {
-                        sql.push_str(";\n");
-                    }
-                    sql.push_str(&s.sql);
-                    values.extend(s.values.map(|v| v.0).unwrap_or_default());
-                }
+                let (sql, values) = joined(statements);
                 conn.execute_raw(sea_orm::Statement::from_sql_and_values(
                     self.orm.get_database_backend(),
                     sql,

@@ -191,47 +191,57 @@ async fn write_transactions_queue_instead_of_failing(backend: Backend) {
     }
 }
 
+/// Creates the `pairs (k, v)` table the database-helper tests write to.
+async fn pairs_table(db: &sen_core::Db) {
+    db.orm()
+        .execute_unprepared("CREATE TABLE pairs (k TEXT NOT NULL PRIMARY KEY, v BIGINT NOT NULL)")
+        .await
+        .unwrap();
+}
+
+/// The statement inserting `(k, v)` into `pairs`.
+fn put_pair(db: &sen_core::Db, k: &str, v: i64) -> sea_orm::Statement {
+    db.statement(
+        "INSERT INTO pairs (k, v) VALUES (?, ?)",
+        [k.into(), v.into()],
+    )
+}
+
+/// Every row of `pairs`, in key order, read through SeaORM's pool.
+async fn pairs(db: &sen_core::Db) -> Vec<(String, i64)> {
+    db.orm()
+        .query_all_raw(db.statement("SELECT k, v FROM pairs ORDER BY k", []))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.try_get::<String>("", "k").unwrap(),
+                r.try_get::<i64>("", "v").unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// `Db::execute_all` writes every statement with its own parameters (on
 /// SQLite as one multi-statement command), and a failing later statement
 /// leaves nothing of the earlier ones once the transaction is dropped.
 async fn execute_all_binds_each_statement_and_fails_whole(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let db = app.ctx.db().clone();
-    db.orm()
-        .execute_unprepared("CREATE TABLE pairs (k TEXT NOT NULL PRIMARY KEY, v BIGINT NOT NULL)")
-        .await
-        .unwrap();
-    let put = |k: &str, v: i64| {
-        db.statement(
-            "INSERT INTO pairs (k, v) VALUES (?, ?)",
-            [k.into(), v.into()],
-        )
-    };
+    pairs_table(&db).await;
+    let put = |k: &str, v: i64| put_pair(&db, k, v);
     let tx = db.begin_write().await.unwrap();
     db.execute_all(&tx, vec![put("a", 1), put("b", 2), put("c", 3)])
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let rows = |db: sen_core::Db| async move {
-        db.orm()
-            .query_all_raw(db.statement("SELECT k, v FROM pairs ORDER BY k", []))
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r.try_get::<String>("", "k").unwrap(),
-                    r.try_get::<i64>("", "v").unwrap(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
     let written = vec![
         ("a".to_string(), 1),
         ("b".to_string(), 2),
         ("c".to_string(), 3),
     ];
-    assert_eq!(rows(db.clone()).await, written);
+    assert_eq!(pairs(&db).await, written);
     // The third statement repeats a key: the whole batch is undone.
     let tx = db.begin_write().await.unwrap();
     let err = db
@@ -240,7 +250,7 @@ async fn execute_all_binds_each_statement_and_fails_whole(backend: Backend) {
     assert!(err.is_err(), "a duplicate key fails the batch");
     drop(tx);
     assert_eq!(
-        rows(db.clone()).await,
+        pairs(&db).await,
         written,
         "nothing of the failed batch stays"
     );
@@ -253,30 +263,8 @@ async fn execute_all_binds_each_statement_and_fails_whole(backend: Backend) {
 async fn write_batch_is_whole_and_outlives_its_caller(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let db = app.ctx.db().clone();
-    db.orm()
-        .execute_unprepared("CREATE TABLE pairs (k TEXT NOT NULL PRIMARY KEY, v BIGINT NOT NULL)")
-        .await
-        .unwrap();
-    let put = |k: &str, v: i64| {
-        db.statement(
-            "INSERT INTO pairs (k, v) VALUES (?, ?)",
-            [k.into(), v.into()],
-        )
-    };
-    let rows = |db: sen_core::Db| async move {
-        db.orm()
-            .query_all_raw(db.statement("SELECT k, v FROM pairs ORDER BY k", []))
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r.try_get::<String>("", "k").unwrap(),
-                    r.try_get::<i64>("", "v").unwrap(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
+    pairs_table(&db).await;
+    let put = |k: &str, v: i64| put_pair(&db, k, v);
     db.write_batch(vec![put("a", 1), put("b", 2), put("c", 3)])
         .await
         .unwrap();
@@ -285,7 +273,7 @@ async fn write_batch_is_whole_and_outlives_its_caller(backend: Backend) {
         ("b".to_string(), 2),
         ("c".to_string(), 3),
     ];
-    assert_eq!(rows(db.clone()).await, want);
+    assert_eq!(pairs(&db).await, want);
 
     // The third statement repeats a key: nothing of the batch stays, and
     // the error is the constraint's.
@@ -300,7 +288,7 @@ async fn write_batch_is_whole_and_outlives_its_caller(backend: Backend) {
         ),
         "{err:?}"
     );
-    assert_eq!(rows(db.clone()).await, want, "nothing of the failed batch");
+    assert_eq!(pairs(&db).await, want, "nothing of the failed batch");
     // Every pooled connection still writes and commits: a transaction left
     // open would hold the write lock (the next writes wait out the busy
     // timeout and fail) or swallow its writes.
@@ -312,7 +300,7 @@ async fn write_batch_is_whole_and_outlives_its_caller(backend: Backend) {
             db.orm().execute_raw(put(&k, i)).await.unwrap();
         }
         want.push((k, i));
-        assert_eq!(rows(db.clone()).await, want);
+        assert_eq!(pairs(&db).await, want);
     }
 
     // The caller gives up right after the batch started: it is written all
@@ -326,7 +314,7 @@ async fn write_batch_is_whole_and_outlives_its_caller(backend: Backend) {
     want.push(("x1".to_string(), 7));
     want.push(("x2".to_string(), 8));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while rows(db.clone()).await != want {
+    while pairs(&db).await != want {
         assert!(
             std::time::Instant::now() < deadline,
             "the abandoned batch was never written"
@@ -335,7 +323,7 @@ async fn write_batch_is_whole_and_outlives_its_caller(backend: Backend) {
     }
     db.write_batch(vec![put("y", 9)]).await.unwrap();
     want.push(("y".to_string(), 9));
-    assert_eq!(rows(db.clone()).await, want);
+    assert_eq!(pairs(&db).await, want);
 }
 
 /// The hot path's `fetch_optional`, `fetch_all` and `execute` (their own
@@ -345,16 +333,8 @@ async fn write_batch_is_whole_and_outlives_its_caller(backend: Backend) {
 async fn hot_path_answers_as_seaorm_does(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let db = app.ctx.db().clone();
-    db.orm()
-        .execute_unprepared("CREATE TABLE pairs (k TEXT NOT NULL PRIMARY KEY, v BIGINT NOT NULL)")
-        .await
-        .unwrap();
-    let put = |k: &str, v: i64| {
-        db.statement(
-            "INSERT INTO pairs (k, v) VALUES (?, ?)",
-            [k.into(), v.into()],
-        )
-    };
+    pairs_table(&db).await;
+    let put = |k: &str, v: i64| put_pair(&db, k, v);
     for i in 0..5 {
         assert_eq!(db.execute(put(&format!("k{i}"), i * 10)).await.unwrap(), 1);
     }

@@ -492,6 +492,21 @@ async fn schedules_are_listed_and_run_on_demand() {
 /// and replaced before use, so its query succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_pooled_connections_fail_as_unavailable_once() {
+    broken_connections_fail_once(false).await;
+}
+
+/// The same for the hot path's connections (`Db::fetch_optional` and
+/// friends, which skip sqlx's ping on release and keep their own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_hot_connections_fail_as_unavailable_once() {
+    broken_connections_fail_once(true).await;
+}
+
+/// Ends the server process behind a pooled connection and checks it
+/// fails one query as a connection error, then is replaced; and that one
+/// idle past the ping threshold is replaced unseen. `hot`: through the hot
+/// path's connections, else SeaORM's pool.
+async fn broken_connections_fail_once(hot: bool) {
     use sen_core::db::{Db, DbOptions, is_connection_error};
     let url = sen_testkit::postgres::shared().admin_url().to_string();
     let opts = DbOptions {
@@ -501,39 +516,38 @@ async fn broken_pooled_connections_fail_as_unavailable_once() {
     };
     let db = Db::connect(&url, &opts).await.unwrap();
     let killer = Db::connect(&url, &opts).await.unwrap();
+    let one_row = |db: Db, stmt: sea_orm::Statement| async move {
+        let row = if hot {
+            db.fetch_optional(stmt).await?
+        } else {
+            db.orm().query_one_raw(stmt).await?
+        };
+        Ok::<_, sea_orm::DbErr>(row.expect("one row"))
+    };
     let backend_pid = |db: Db| async move {
-        let row = db
-            .orm()
-            .query_one_raw(db.statement("SELECT pg_backend_pid() AS pid", []))
-            .await?
-            .expect("one row");
-        row.try_get::<i32>("", "pid")
+        let stmt = db.statement("SELECT pg_backend_pid() AS pid", []);
+        one_row(db, stmt).await?.try_get::<i32>("", "pid")
     };
     let terminate = |pid: i32| {
         let killer = killer.clone();
         async move {
-            let row = killer
-                .orm()
-                .query_one_raw(
-                    killer.statement("SELECT pg_terminate_backend(?, 5000) AS gone", [pid.into()]),
-                )
-                .await
-                .unwrap()
-                .unwrap();
+            let stmt =
+                killer.statement("SELECT pg_terminate_backend(?, 5000) AS gone", [pid.into()]);
+            let row = one_row(killer, stmt).await.unwrap();
             assert!(
                 row.try_get::<bool>("", "gone").unwrap(),
                 "backend {pid} ended"
             );
         }
     };
-
-    // Used a moment ago: no ping, so the query meets the dead connection.
-    // On a loaded machine the termination itself can outlast the ping
-    // threshold; such a round proves nothing here and is tried again.
-    // sqlx pings a connection as it goes back to the pool, in a task of its
-    // own; the backend is ended only once that ping is over and the
-    // connection sits idle, or the ping (not the query) would meet it.
-    let idle_in_pool = |db: Db| async move {
+    // sqlx pings a connection as it goes back to SeaORM's pool, in a task
+    // of its own; the backend is ended only once that ping is over and the
+    // connection sits idle, or the ping (not the query) would meet it. The
+    // hot path hands a connection back as the statement returns.
+    let settled = |db: Db| async move {
+        if hot {
+            return;
+        }
         let sen_core::db::Pool::Postgres(pool) = db.pool() else {
             unreachable!("a PostgreSQL pool")
         };
@@ -545,12 +559,16 @@ async fn broken_pooled_connections_fail_as_unavailable_once() {
         }
         panic!("the connection went back to the pool");
     };
+
+    // Used a moment ago: no ping, so the query meets the dead connection.
+    // On a loaded machine the termination itself can outlast the ping
+    // threshold; such a round proves nothing here and is tried again.
     let mut second = None;
     for _ in 0..20 {
         // Taken before the query, so it over-states the idle time.
         let used = Instant::now();
         let first = backend_pid(db.clone()).await.unwrap();
-        idle_in_pool(db.clone()).await;
+        settled(db.clone()).await;
         terminate(first).await;
         let next = backend_pid(db.clone()).await;
         if used.elapsed() >= Duration::from_millis(900) {
@@ -567,72 +585,7 @@ async fn broken_pooled_connections_fail_as_unavailable_once() {
     let second = second.expect("a round within the ping threshold");
 
     // Idle past the threshold: pinged, found dead and replaced unseen.
-    idle_in_pool(db.clone()).await;
-    terminate(second).await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
-    let third = backend_pid(db.clone()).await.unwrap();
-    assert_ne!(third, second);
-}
-
-/// The same for the hot path's connections (`Db::fetch_optional` and
-/// friends, which skip sqlx's ping on release): a connection whose server
-/// process died fails one statement as a connection error and is replaced;
-/// one idle for 1 s or more is pinged and replaced unseen.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broken_hot_connections_fail_as_unavailable_once() {
-    use sen_core::db::{Db, DbOptions, is_connection_error};
-    let url = sen_testkit::postgres::shared().admin_url().to_string();
-    let opts = DbOptions {
-        max_connections: 1,
-        connect_timeout: Duration::from_secs(5),
-        statement_timeout: Duration::ZERO,
-    };
-    let db = Db::connect(&url, &opts).await.unwrap();
-    let killer = Db::connect(&url, &opts).await.unwrap();
-    let backend_pid = |db: Db| async move {
-        let row = db
-            .fetch_optional(db.statement("SELECT pg_backend_pid() AS pid", []))
-            .await?
-            .expect("one row");
-        row.try_get::<i32>("", "pid")
-    };
-    let terminate = |pid: i32| {
-        let killer = killer.clone();
-        async move {
-            let row = killer
-                .fetch_optional(
-                    killer.statement("SELECT pg_terminate_backend(?, 5000) AS gone", [pid.into()]),
-                )
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(
-                row.try_get::<bool>("", "gone").unwrap(),
-                "backend {pid} ended"
-            );
-        }
-    };
-    // The hot path hands a connection back as the statement returns, so
-    // there is no release task to wait for; a round slower than the ping
-    // threshold is tried again.
-    let mut second = None;
-    for _ in 0..20 {
-        let used = Instant::now();
-        let first = backend_pid(db.clone()).await.unwrap();
-        terminate(first).await;
-        let next = backend_pid(db.clone()).await;
-        if used.elapsed() >= Duration::from_millis(900) {
-            assert_ne!(next.unwrap(), first, "pinged and replaced");
-            continue;
-        }
-        let err = next.expect_err("the terminated connection fails its statement");
-        assert!(is_connection_error(&err), "{err:?}");
-        let fresh = backend_pid(db.clone()).await.unwrap();
-        assert_ne!(fresh, first, "a fresh connection");
-        second = Some(fresh);
-        break;
-    }
-    let second = second.expect("a round within the ping threshold");
+    settled(db.clone()).await;
     terminate(second).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let third = backend_pid(db.clone()).await.unwrap();
