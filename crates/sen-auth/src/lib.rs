@@ -13,6 +13,7 @@ pub mod audit;
 pub mod authn;
 pub mod cookies;
 pub mod crypto;
+mod hash_cores;
 pub mod jwt;
 pub mod keys;
 pub mod limits;

@@ -2,8 +2,9 @@
 //! p = 1) on a small pool of its own threads at the lowest scheduling
 //! priority (`SCHED_IDLE`), each reusing its working memory: hashing uses
 //! whatever CPU the other routes leave, so a login
-//! storm queues for hashing instead of taking cores from them; and the
-//! password policy (length, a bundled common-passwords list).
+//! storm queues for hashing instead of taking cores from them (and while
+//! other requests flow, it keeps to half the cores: see `hash_cores`); and
+//! the password policy (length, a bundled common-passwords list).
 
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, Mutex, mpsc};
@@ -12,6 +13,8 @@ use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version, password_hash};
 use sen_core::{AppError, FieldError};
 use sen_hugemem::HugeBlocks;
+
+use crate::hash_cores::Placement;
 use tokio::sync::{OnceCell, oneshot};
 
 /// OWASP's argon2id minimum: memory in KiB.
@@ -159,9 +162,11 @@ impl Default for Hasher {
     }
 }
 
-/// One hashing thread: lowest priority, then hashes until the sender is gone.
+/// One hashing thread: lowest priority, then hashes until the sender is
+/// gone, on the cores `Placement` allows at each hash.
 fn hash_thread(rx: Arc<Mutex<mpsc::Receiver<Task>>>) {
     lowest_priority();
+    let mut placement = Placement::new();
     let mut hasher = Hasher::new();
     loop {
         let task = match rx.lock() {
@@ -169,7 +174,12 @@ fn hash_thread(rx: Arc<Mutex<mpsc::Receiver<Task>>>) {
             Err(p) => p.into_inner().recv(),
         };
         match task {
-            Ok(task) => task(&mut hasher),
+            Ok(task) => {
+                placement.before_hash();
+                task(&mut hasher);
+                // The request waited on this hash: it is not interactive.
+                sen_core::interactive::served();
+            }
             Err(_) => return,
         }
     }
@@ -336,6 +346,68 @@ mod tests {
         ] {
             assert!(!h.verify(b"x", bad), "{bad}");
         }
+    }
+
+    /// The cores each of `p`'s two threads may use, asked of both at once
+    /// (each task holds its thread a moment, so the other takes the next).
+    #[cfg(target_os = "linux")]
+    async fn cores_of_both_threads(p: &Passwords) -> [usize; 2] {
+        let ask = || {
+            p.run(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                crate::hash_cores::cores_of_this_thread()
+            })
+        };
+        let (a, b) = futures::join!(ask(), ask());
+        [a.unwrap(), b.unwrap()]
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_keeps_to_half_the_cores_while_requests_flow() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::{Duration, Instant};
+
+        let all = crate::hash_cores::cores_of_this_thread();
+        if all < 2 {
+            eprintln!("skipped: this machine lets the test run on one core only");
+            return;
+        }
+        let p = Passwords::new(2);
+        assert_eq!(cores_of_both_threads(&p).await, [all, all], "nothing flows");
+
+        // Interactive requests answered at about 200 a millisecond, from a
+        // thread of their own, as the HTTP edge counts them.
+        let stop = Arc::new(AtomicBool::new(false));
+        let pump = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..200 {
+                        sen_core::interactive::answered(Instant::now());
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        });
+        let eventually = async |want: usize| {
+            for _ in 0..50 {
+                if cores_of_both_threads(&p).await == [want, want] {
+                    return true;
+                }
+                tokio::time::sleep(sen_core::interactive::WINDOW / 2).await;
+            }
+            false
+        };
+        assert!(eventually(all / 2).await, "requests flow: half the cores");
+        stop.store(true, Ordering::Relaxed);
+        pump.join().unwrap();
+        assert!(eventually(all).await, "requests stopped: every core again");
+        // Hashes that requests waited on (logins) are not interactive load.
+        for _ in 0..3 {
+            p.hash("correct horse battery".into()).await.unwrap();
+        }
+        assert_eq!(cores_of_both_threads(&p).await, [all, all]);
     }
 
     #[tokio::test]

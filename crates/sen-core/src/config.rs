@@ -137,7 +137,8 @@ pub struct Config {
     /// Mark auth cookies `Secure` (keep on; browsers accept it on http://localhost).
     pub auth_cookie_secure: bool,
     /// Password hashing threads (unset = one per core; they run at the
-    /// lowest priority, so they only use CPU other work leaves).
+    /// lowest priority, so they only use CPU other work leaves, and keep to
+    /// half the cores while other requests flow).
     pub auth_hash_concurrency: Option<usize>,
     /// Limit login, registration, reset and code attempts per address and
     /// per account (turn off only for load tests).
@@ -429,7 +430,7 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         key: "auth_hash_concurrency",
         env: "SEN_AUTH_HASH_CONCURRENCY",
-        help: "password hashing threads, lowest priority (default one per core)",
+        help: "password hashing threads, lowest priority, on half the cores while other requests flow (default one per core)",
     },
     KeyDoc {
         key: "auth_rate_limits",

@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 mod hot_pool;
+pub mod interactive;
 pub mod jobs;
 pub mod linger;
 pub mod mail;

@@ -1,6 +1,7 @@
 //! The outermost layer, one for what every request needs: the request id
 //! (echoed, current for error bodies and log lines), the metrics record,
-//! the dashboard's activity count and the security headers.
+//! the dashboard's activity count, the interactive-load count and the
+//! security headers.
 //!
 //! Hand-written as a `tower` service rather than `axum::middleware::from_fn`:
 //! `from_fn` boxes the inner service's clone and the request's future on
@@ -99,7 +100,11 @@ struct Done {
 
 impl Done {
     fn finish<B>(self, mut response: Response<B>) -> Response<B> {
-        let elapsed = self.start.elapsed();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.start);
+        // Tells password hashing whether interactive requests are flowing
+        // (it then keeps off some cores: see `sen_auth::hash_cores`).
+        sen_core::interactive::answered(now);
         let status = response.status();
         metrics::record(&self.method, self.route.as_ref(), status, elapsed);
         self.edge.activity.record(sen_core::activity::Kind::Request);

@@ -1,6 +1,7 @@
 //! Platform endpoints and middleware on both backends: system info, health,
 //! metrics, OpenAPI and docs, request ids, security headers, compression,
-//! CORS, and graceful shutdown with a request in flight.
+//! CORS, graceful shutdown with a request in flight, and the interactive-load
+//! count password hashing steers by.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -419,4 +420,32 @@ sen_testkit::both_backends!(spawn;
 mod cors {
     use super::*;
     sen_testkit::both_backends!(spawn_with_cors; cors_allows_only_configured_origins);
+}
+
+/// The edge counts answered requests for `sen_core::interactive`, which
+/// password hashing steers by (it keeps to half the cores while requests
+/// flow): a stream of requests through the real server makes it say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_requests_count_as_interactive_load() {
+    let app = spawn(Backend::Sqlite).await;
+    let app = std::sync::Arc::new(app);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut flowing = false;
+    while !flowing && tokio::time::Instant::now() < deadline {
+        let batch: Vec<_> = (0..16)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    for _ in 0..20 {
+                        assert_eq!(app.get("/healthz").await.status(), 200);
+                    }
+                })
+            })
+            .collect();
+        for task in batch {
+            task.await.unwrap();
+        }
+        flowing = sen_core::interactive::flowing();
+    }
+    assert!(flowing, "320-request bursts never counted as flowing");
 }
