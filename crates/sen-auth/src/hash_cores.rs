@@ -19,6 +19,8 @@
 //!
 //! Each thread checks before each hash and changes its own affinity only
 //! when the answer changes; a hash already running finishes where it is.
+//! Operators who want every core for hashing at all times (say, a
+//! deployment that mostly signs users in) turn `auth_hash_spare_cores` off.
 
 /// One hashing thread's placement.
 pub(crate) struct Placement {
@@ -30,17 +32,23 @@ pub(crate) struct Placement {
 impl Placement {
     /// The calling thread's placement, from the cores it may use now (the
     /// process's, unless narrowed by the operator with `taskset` or a
-    /// cgroup). With fewer than two cores there is nothing to leave free.
-    pub(crate) fn new() -> Self {
+    /// cgroup). With fewer than two cores there is nothing to leave free;
+    /// with `spare_cores` off (`auth_hash_spare_cores`) the thread stays
+    /// where it is.
+    pub(crate) fn new(spare_cores: bool) -> Self {
         Self {
             #[cfg(target_os = "linux")]
-            sets: linux::Sets::of_this_thread(),
+            sets: spare_cores.then(linux::Sets::of_this_thread).flatten(),
             fenced: false,
         }
     }
 
     /// Moves the calling thread to the cores it should hash on now.
     pub(crate) fn before_hash(&mut self) {
+        #[cfg(target_os = "linux")]
+        if self.sets.is_none() {
+            return;
+        }
         let fence = sen_core::interactive::flowing();
         if fence == self.fenced {
             return;

@@ -164,9 +164,9 @@ impl Default for Hasher {
 
 /// One hashing thread: lowest priority, then hashes until the sender is
 /// gone, on the cores `Placement` allows at each hash.
-fn hash_thread(rx: Arc<Mutex<mpsc::Receiver<Task>>>) {
+fn hash_thread(rx: Arc<Mutex<mpsc::Receiver<Task>>>, spare_cores: bool) {
     lowest_priority();
-    let mut placement = Placement::new();
+    let mut placement = Placement::new(spare_cores);
     let mut hasher = Hasher::new();
     loop {
         let task = match rx.lock() {
@@ -216,15 +216,16 @@ fn argon() -> Argon2<'static> {
 
 impl Passwords {
     /// A hasher with `threads` hashing threads (at most that many hashes
-    /// run at once; the rest wait in line).
-    pub fn new(threads: usize) -> Self {
+    /// run at once; the rest wait in line). With `spare_cores`, they keep
+    /// to half the cores while other requests flow (see `hash_cores`).
+    pub fn new(threads: usize, spare_cores: bool) -> Self {
         let (tx, rx) = mpsc::channel::<Task>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("sen-argon2-{i}"))
-                .spawn(move || hash_thread(rx));
+                .spawn(move || hash_thread(rx, spare_cores));
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "could not start a password hashing thread");
             }
@@ -373,7 +374,8 @@ mod tests {
             eprintln!("skipped: this machine lets the test run on one core only");
             return;
         }
-        let p = Passwords::new(2);
+        let p = Passwords::new(2, true);
+        let everywhere = Passwords::new(2, false);
         assert_eq!(cores_of_both_threads(&p).await, [all, all], "nothing flows");
 
         // Interactive requests answered at about 200 a millisecond, from a
@@ -400,6 +402,15 @@ mod tests {
             false
         };
         assert!(eventually(all / 2).await, "requests flow: half the cores");
+        assert!(
+            sen_core::interactive::flowing(),
+            "still flowing while the spare-cores-off hasher is asked"
+        );
+        assert_eq!(
+            cores_of_both_threads(&everywhere).await,
+            [all, all],
+            "auth_hash_spare_cores off: every core even while requests flow"
+        );
         stop.store(true, Ordering::Relaxed);
         pump.join().unwrap();
         assert!(eventually(all).await, "requests stopped: every core again");
@@ -412,7 +423,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_unknown_accounts_fail() {
-        let p = Passwords::new(1);
+        let p = Passwords::new(1, true);
         let h = p.hash("correct horse battery".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(

@@ -50,7 +50,10 @@ impl AuthState {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let issuer = c.public_url();
         Ok(Self {
-            passwords: Passwords::new(c.auth_hash_concurrency.unwrap_or(cores)),
+            passwords: Passwords::new(
+                c.auth_hash_concurrency.unwrap_or(cores),
+                c.auth_hash_spare_cores,
+            ),
             keys: KeyRing::new(sealer.clone(), alg),
             sealer,
             audience: issuer.clone(),

@@ -137,9 +137,13 @@ pub struct Config {
     /// Mark auth cookies `Secure` (keep on; browsers accept it on http://localhost).
     pub auth_cookie_secure: bool,
     /// Password hashing threads (unset = one per core; they run at the
-    /// lowest priority, so they only use CPU other work leaves, and keep to
-    /// half the cores while other requests flow).
+    /// lowest priority, so they only use CPU other work leaves).
     pub auth_hash_concurrency: Option<usize>,
+    /// While other requests flow (500 a second or more), password hashing
+    /// keeps to half the cores so the other half serves them undisturbed.
+    /// Off: hashing may use every core at any time (more logins a second
+    /// under mixed load, a slower tail for the other routes meanwhile).
+    pub auth_hash_spare_cores: bool,
     /// Limit login, registration, reset and code attempts per address and
     /// per account (turn off only for load tests).
     pub auth_rate_limits: bool,
@@ -263,6 +267,7 @@ impl Default for Config {
             auth_key_rotation_days: 30,
             auth_cookie_secure: true,
             auth_hash_concurrency: None,
+            auth_hash_spare_cores: true,
             auth_rate_limits: true,
             auth_oidc_providers: Vec::new(),
             realtime_replay_len: 500,
@@ -430,7 +435,12 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         key: "auth_hash_concurrency",
         env: "SEN_AUTH_HASH_CONCURRENCY",
-        help: "password hashing threads, lowest priority, on half the cores while other requests flow (default one per core)",
+        help: "password hashing threads, lowest priority (default one per core)",
+    },
+    KeyDoc {
+        key: "auth_hash_spare_cores",
+        env: "SEN_AUTH_HASH_SPARE_CORES",
+        help: "while other requests flow, hash passwords on half the cores only (default true)",
     },
     KeyDoc {
         key: "auth_rate_limits",
@@ -1063,6 +1073,9 @@ mod tests {
         assert!(err.contains("worker_queues"), "{err}");
         let c = Config::load_from(&file, env(&[("PORT", "9200")])).unwrap();
         assert_eq!(c.port, 9200, "PORT beats the file");
+        assert!(c.auth_hash_spare_cores, "on by default");
+        let c = Config::load_from(&file, env(&[("SEN_AUTH_HASH_SPARE_CORES", "false")])).unwrap();
+        assert!(!c.auth_hash_spare_cores);
     }
 
     #[test]
