@@ -24,9 +24,10 @@
 
 /// One hashing thread's placement.
 pub(crate) struct Placement {
+    /// `None` when there is nothing to steer: the setting is off, fewer than
+    /// two cores, or not Linux.
     #[cfg(target_os = "linux")]
-    sets: Option<linux::Sets>,
-    fenced: bool,
+    cores: Option<linux::Cores>,
 }
 
 impl Placement {
@@ -36,32 +37,20 @@ impl Placement {
     /// with `spare_cores` off (`auth_hash_spare_cores`) the thread stays
     /// where it is.
     pub(crate) fn new(spare_cores: bool) -> Self {
+        #[cfg(not(target_os = "linux"))]
+        let _ = spare_cores;
         Self {
             #[cfg(target_os = "linux")]
-            sets: spare_cores.then(linux::Sets::of_this_thread).flatten(),
-            fenced: false,
+            cores: spare_cores.then(linux::Cores::of_this_thread).flatten(),
         }
     }
 
     /// Moves the calling thread to the cores it should hash on now.
     pub(crate) fn before_hash(&mut self) {
         #[cfg(target_os = "linux")]
-        if self.sets.is_none() {
-            return;
+        if let Some(cores) = &mut self.cores {
+            cores.follow(sen_core::interactive::flowing());
         }
-        let fence = sen_core::interactive::flowing();
-        if fence == self.fenced {
-            return;
-        }
-        #[cfg(target_os = "linux")]
-        if let Some(sets) = &self.sets
-            && let Err(e) = sets.apply(fence)
-        {
-            // Best effort: the hash runs wherever the thread is.
-            tracing::debug!(error = %e, "could not change the hashing thread's cores");
-            return;
-        }
-        self.fenced = fence;
     }
 }
 
@@ -70,18 +59,17 @@ mod linux {
     use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
     use nix::unistd::Pid;
 
-    /// All the thread's cores, and the upper half of them.
-    pub(super) struct Sets {
+    /// All the thread's cores, the upper half of them, and which it is on.
+    pub(super) struct Cores {
         all: CpuSet,
         upper: CpuSet,
+        fenced: bool,
     }
 
-    impl Sets {
+    impl Cores {
         pub(super) fn of_this_thread() -> Option<Self> {
             let all = sched_getaffinity(Pid::from_raw(0)).ok()?;
-            let cores: Vec<usize> = (0..CpuSet::count())
-                .filter(|&c| all.is_set(c).unwrap_or(false))
-                .collect();
+            let cores = listed(&all);
             if cores.len() < 2 {
                 return None;
             }
@@ -89,27 +77,41 @@ mod linux {
             for &c in &cores[cores.len() - cores.len() / 2..] {
                 upper.set(c).ok()?;
             }
-            Some(Self { all, upper })
+            Some(Self {
+                all,
+                upper,
+                fenced: false,
+            })
         }
 
         /// Keeps the calling thread to the upper half (`fence`) or lets it
-        /// use every core again.
-        pub(super) fn apply(&self, fence: bool) -> nix::Result<()> {
+        /// use every core again; a system call only when that changes.
+        pub(super) fn follow(&mut self, fence: bool) {
+            if fence == self.fenced {
+                return;
+            }
             let set = if fence { &self.upper } else { &self.all };
-            sched_setaffinity(Pid::from_raw(0), set)
+            match sched_setaffinity(Pid::from_raw(0), set) {
+                Ok(()) => self.fenced = fence,
+                // Best effort: the hash runs wherever the thread is.
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not change the hashing thread's cores")
+                }
+            }
         }
+    }
+
+    /// The cores in `set`.
+    pub(super) fn listed(set: &CpuSet) -> Vec<usize> {
+        (0..CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect()
     }
 }
 
 /// How many cores the calling thread may run on (for tests).
 #[cfg(all(test, target_os = "linux"))]
 pub(crate) fn cores_of_this_thread() -> usize {
-    use nix::sched::{CpuSet, sched_getaffinity};
-    sched_getaffinity(nix::unistd::Pid::from_raw(0))
-        .map(|set| {
-            (0..CpuSet::count())
-                .filter(|&c| set.is_set(c).unwrap_or(false))
-                .count()
-        })
-        .unwrap_or(0)
+    nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map_or(0, |set| linux::listed(&set).len())
 }

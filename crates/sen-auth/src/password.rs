@@ -13,9 +13,9 @@ use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version, password_hash};
 use sen_core::{AppError, FieldError};
 use sen_hugemem::HugeBlocks;
+use tokio::sync::{OnceCell, oneshot};
 
 use crate::hash_cores::Placement;
-use tokio::sync::{OnceCell, oneshot};
 
 /// OWASP's argon2id minimum: memory in KiB.
 pub const MEMORY_KIB: u32 = 19 * 1024;
