@@ -10,13 +10,15 @@
 #   4. p99 of GET /api/v1/me while a login storm runs (target <= 2x idle).
 # Prints a table and updates the "Identity" section of bench/RESULTS.md.
 #
-#   bench/auth.sh               # 3 rounds, 8 s per measurement
-#   DURATION=5 ROUNDS=5 bench/auth.sh
+#   bench/auth.sh               # 9 login windows of 3 s; 3 rounds of 8 s for /me
+#   WINDOW=2 WINDOWS=15 DURATION=5 ROUNDS=5 bench/auth.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-8}
 ROUNDS=${ROUNDS:-3}
+WINDOW=${WINDOW:-3}
+WINDOWS=${WINDOWS:-9}
 . bench/need.sh
 need wrk curl python3
 cargo build --release --locked -q -p sen -p auth-bench
@@ -49,20 +51,44 @@ base="http://127.0.0.1:$port"
 token=$(curl -s -X POST "$base/api/v1/auth/login" -H 'content-type: application/json' \
   -d '{"email":"bench@example.com","password":"a long pass phrase"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
-# The machine's speed drifts by tens of percent between runs (other
-# tenants): each ratio pairs a measurement with its ceiling taken right
-# before it, round after round, and the table shows the medians.
 median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
-wrk -t2 -c8 -d2s -s bench/login.lua "$base/api/v1/auth/login" >/dev/null 2>&1 || true
-raws=(); logins=(); login_ratios=()
-for round in $(seq 1 "$ROUNDS"); do
-  echo "logins: round $round of $ROUNDS" >&2
-  r=$(target/release/auth-bench "$slots" "$DURATION")
+
+# Login throughput against its ceiling. The machine's speed drifts by
+# several percent over tens of seconds (other tenants), so short windows
+# alternate, ceiling first and last (R L R L ... R), and each login window
+# is compared with the mean of the ceilings right before and after it;
+# the table shows the medians. Logins are counted by the server itself
+# (its request counter, 200s only) over the middle of a running load, so
+# neither connecting nor the requests cut off at the end count against it.
+logins_done() {
+  curl -s "$base/metrics" | awk '/^http_requests_total/ && /route="\/api\/v1\/auth\/login"/ && /status="200"/ {n += $NF} END {print n + 0}'
+}
+login_rate() {
   # Enough connections to keep every hashing slot busy.
-  wrk -t2 -c8 -d"${DURATION}s" --latency -s bench/login.lua "$base/api/v1/auth/login" > "$work/login.txt"
+  wrk -t2 -c8 -d"$((WINDOW + 3))s" -s bench/login.lua "$base/api/v1/auth/login" > "$work/login.txt" 2>&1 &
+  local w=$! t0 c0 t1 c1
+  sleep 0.5
+  t0=$(date +%s.%N); c0=$(logins_done)
+  sleep "$WINDOW"
+  t1=$(date +%s.%N); c1=$(logins_done)
+  kill -INT "$w" 2>/dev/null || true
+  wait "$w" || true
   [ -z "$(errors_of "$work/login.txt")" ] || echo "warning: login: $(errors_of "$work/login.txt")" >&2
-  l=$(rps_of "$work/login.txt")
-  raws+=("$r"); logins+=("$l"); login_ratios+=("$(awk -v l="$l" -v r="$r" 'BEGIN { print l / r }')")
+  sleep 0.3 # the hashes still queued finish before the next ceiling
+  awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.1f", (b - a) / (e - s) }'
+}
+wrk -t2 -c8 -d2s -s bench/login.lua "$base/api/v1/auth/login" >/dev/null 2>&1 || true
+sleep 0.3
+raws=(); logins=(); login_ratios=()
+prev=$(target/release/auth-bench "$slots" "$WINDOW")
+raws+=("$prev")
+for window in $(seq 1 "$WINDOWS"); do
+  l=$(login_rate)
+  next=$(target/release/auth-bench "$slots" "$WINDOW")
+  raws+=("$next"); logins+=("$l")
+  login_ratios+=("$(awk -v l="$l" -v a="$prev" -v b="$next" 'BEGIN { print l / ((a + b) / 2) }')")
+  echo "logins: window $window of $WINDOWS: $l/s against ceilings $prev and $next: ${login_ratios[-1]}" >&2
+  prev=$next
 done
 raw=$(median "${raws[@]}"); login=$(median "${logins[@]}"); login_ratio=$(median "${login_ratios[@]}")
 
@@ -108,7 +134,9 @@ echo "$table"
   echo
   echo "## Identity (bench/auth.sh)"
   echo
-  echo "$(date -u +%Y-%m-%d), $cores cores, \`sen serve\` (release) on SQLite, rate limits off, wrk on the same cores, ${DURATION} s per measurement, $ROUNDS rounds: each ratio pairs a measurement with its ceiling (or idle baseline) taken right before it, and the table shows medians."
+  echo "$(date -u +%Y-%m-%d), $cores cores, \`sen serve\` (release) on SQLite, rate limits off, wrk on the same cores."
+  echo "Logins: $WINDOWS windows of ${WINDOW} s, each between two ceiling windows of the same length (R L R ... L R); a window's ratio is its logins (counted by the server, 200s only, over the middle of a running load) against the mean of the ceilings on either side, and the table shows medians."
+  echo "\`/me\`: ${DURATION} s per measurement, $ROUNDS rounds for the storm ratio, each pairing the storm with an idle measurement taken right before it."
   echo "Ceiling for logins: the raw argon2id hash rate of Sen's hasher (same parameters, memory reused) with as many threads as Sen's hashing threads (one per core, at SCHED_IDLE so other requests come first) and nothing else running."
   echo
   echo "$table"
