@@ -304,13 +304,30 @@ async fn write_batch_is_whole_and_outlives_its_caller(backend: Backend) {
     }
 
     // The caller gives up right after the batch started: it is written all
-    // the same, and the database takes writes after it.
-    // (Polled once, then dropped: the batch is under way, not done.)
+    // the same, and the database takes writes after it. Another
+    // transaction holds the table's write lock meanwhile, so the batch
+    // cannot finish before its caller is dropped however the threads are
+    // scheduled (on a loaded machine an unhindered batch can commit
+    // between its spawn and the caller's first poll).
+    let blocker = db.begin_write().await.unwrap();
+    if backend == Backend::Postgres {
+        blocker
+            .execute_unprepared("LOCK TABLE pairs IN EXCLUSIVE MODE")
+            .await
+            .unwrap();
+    }
     let cut = futures::FutureExt::now_or_never(db.write_batch(vec![put("x1", 7), put("x2", 8)]));
     assert!(
         cut.is_none(),
-        "the caller left before the batch finished: {cut:?}"
+        "the batch finished while another transaction held the lock: {cut:?}"
     );
+    // Give the orphaned batch time to reach the lock and wait on it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !pairs(&db).await.iter().any(|(k, _)| k.starts_with('x')),
+        "nothing is visible before the lock is released"
+    );
+    blocker.commit().await.unwrap();
     want.push(("x1".to_string(), 7));
     want.push(("x2".to_string(), 8));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
