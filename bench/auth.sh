@@ -63,9 +63,10 @@ median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) f
 # several percent over tens of seconds (other tenants), so short windows
 # alternate, ceiling first and last (R L R F R L R F ... R: L for Sen, F
 # for the bare server), and each login window is compared with the mean of
-# the ceilings right before and after it; the table shows the medians. Logins are counted by the server itself
-# (its request counter, 200s only) over the middle of a running load, so
-# neither connecting nor the requests cut off at the end count against it.
+# the ceilings right before and after it; the table shows the medians.
+# Logins are counted by the server itself (its request counter, 200s only)
+# over the middle of a running load, so neither connecting nor the
+# requests cut off at the end count against it.
 logins_done() {
   curl -s "$1/metrics" | awk '/^http_requests_total/ && /route="\/api\/v1\/auth\/login"/ && /status="200"/ {n += $NF} END {print n + 0}'
 }

@@ -59,7 +59,10 @@ async fn main() -> anyhow::Result<()> {
         .get(1)
         .and_then(|a| a.parse().ok())
         .context("usage: auth-floor <port> <hashing threads>")?;
-    let threads: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(2);
+    let threads: usize = args
+        .get(2)
+        .and_then(|a| a.parse().ok())
+        .context("usage: auth-floor <port> <hashing threads>")?;
     let hash = Hasher::new()
         .hash(PASSWORD.as_bytes())
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
