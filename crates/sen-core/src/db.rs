@@ -406,11 +406,6 @@ fn joined(statements: Vec<sea_orm::Statement>) -> (String, Vec<sea_orm::Value>) 
     (sql, values)
 }
 
-/// A write batch's task that panicked or was cancelled (at shutdown).
-fn task_error(e: tokio::task::JoinError) -> DbErr {
-    DbErr::Custom(format!("the write batch did not finish: {e}"))
-}
-
 /// The first line of an error, so start-up failures print one clean line.
 fn one_line(e: &dyn std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
@@ -463,9 +458,10 @@ impl Db {
     /// rolled back on the same connection before that goes back to the
     /// pool. On PostgreSQL: a transaction with the statements one by one.
     ///
-    /// The work runs in a task of its own: once called, the batch is
-    /// written or fails whole even if the caller goes away (a dropped
-    /// request), and on SQLite it cannot be stopped half-way with the
+    /// Once called, the batch is written or fails whole even if the caller
+    /// goes away (a dropped request): it runs in the caller's task, and what
+    /// is left of it is spawned if that task drops it ([`crate::finish`]).
+    /// On SQLite it therefore cannot be stopped half-way with the
     /// transaction, and the database's write lock, still held.
     pub async fn write_batch(&self, statements: Vec<sea_orm::Statement>) -> Result<(), DbErr> {
         if statements.is_empty() {
@@ -473,19 +469,19 @@ impl Db {
         }
         let Hot::Sqlite(hot) = &self.hot else {
             let db = self.clone();
-            let task = tokio::spawn(async move {
+            return crate::finish::finish(async move {
                 let tx = db.begin_write().await?;
                 for s in statements {
                     tx.execute_raw(s).await?;
                 }
                 tx.commit().await
-            });
-            return task.await.map_err(task_error)?;
+            })
+            .await;
         };
         let (body, values) = joined(statements);
         let sql = format!("BEGIN IMMEDIATE;\n{body};\nCOMMIT");
         let hot = hot.clone();
-        let task = tokio::spawn(async move {
+        crate::finish::finish(async move {
             let mut conn = hot.get().await.map_err(acquire_error)?;
             let args = sea_query_sqlx::SqlxValues(sea_orm::sea_query::Values(values));
             let Err(e) = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
@@ -505,8 +501,8 @@ impl Db {
                 Err(_) => {}
             }
             Err(exec_error(e))
-        });
-        task.await.map_err(task_error)?
+        })
+        .await
     }
 
     /// Runs `statements` in order on `conn` (usually the caller's

@@ -16,6 +16,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod files;
+pub mod finish;
 mod hot_pool;
 pub mod interactive;
 pub mod jobs;
