@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use jsonwebtoken::{Header, Validation};
+use jsonwebtoken::Validation;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::KeyRing;
@@ -57,12 +57,7 @@ pub enum TokenError {
 
 /// Signs `claims` with the current key.
 pub fn sign(ring: &KeyRing, claims: &AccessClaims) -> Result<String, TokenError> {
-    let set = ring.current();
-    let (kid, alg, key) = set.signer.as_ref().ok_or(TokenError::NoSigner)?;
-    let mut header = Header::new(*alg);
-    header.typ = Some(ACCESS_TYP.into());
-    header.kid = Some(kid.clone());
-    jsonwebtoken::encode(&header, claims, key).map_err(|e| TokenError::Rejected(e.to_string()))
+    sign_typed(ring, ACCESS_TYP, claims)
 }
 
 /// Signs any claims with the current key and header `typ` (id tokens: `JWT`).
@@ -72,11 +67,10 @@ pub fn sign_typed<T: Serialize>(
     claims: &T,
 ) -> Result<String, TokenError> {
     let set = ring.current();
-    let (kid, alg, key) = set.signer.as_ref().ok_or(TokenError::NoSigner)?;
-    let mut header = Header::new(*alg);
-    header.typ = Some(typ.into());
-    header.kid = Some(kid.clone());
-    jsonwebtoken::encode(&header, claims, key).map_err(|e| TokenError::Rejected(e.to_string()))
+    set.signer
+        .as_ref()
+        .ok_or(TokenError::NoSigner)?
+        .sign(typ, claims)
 }
 
 /// [`verify`], re-reading the published keys once when the token names a

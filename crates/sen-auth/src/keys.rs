@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::KeyPair as _;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use sea_orm::ConnectionTrait;
 use sen_core::{AppContext, AppError};
 use serde_json::json;
 
 use crate::crypto::{Sealer, b64};
+use crate::signer::Signer;
 
 /// How often every instance reloads the key set.
 pub const RELOAD: Duration = Duration::from_secs(60);
@@ -35,8 +36,8 @@ pub struct VerifyKey {
 /// The key set one instance holds in memory.
 #[derive(Clone, Default)]
 pub struct KeySet {
-    /// The key that signs now: `(kid, alg, key)`.
-    pub signer: Option<(String, Algorithm, EncodingKey)>,
+    /// The key that signs now.
+    pub signer: Option<Signer>,
     /// Every published key by kid.
     pub verifiers: HashMap<String, VerifyKey>,
     /// `/.well-known/jwks.json`, serialised.
@@ -111,18 +112,6 @@ fn generate(alg: Algorithm) -> anyhow::Result<Generated> {
             })
         }
     }
-}
-
-fn pkcs8_pem(der: &[u8]) -> String {
-    use base64::Engine as _;
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for chunk in body.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(chunk));
-        pem.push('\n');
-    }
-    pem.push_str("-----END PRIVATE KEY-----\n");
-    pem
 }
 
 fn decoding_key(jwk: &serde_json::Value) -> Option<(Algorithm, DecodingKey)> {
@@ -253,13 +242,7 @@ impl KeyRing {
                 let der = self
                     .sealer
                     .open(&row.try_get::<String>("", "private_sealed")?)?;
-                let enc = match alg {
-                    // jsonwebtoken reads RSA DER only as PKCS#1, and aws-lc
-                    // writes PKCS#8: hand it over as a PKCS#8 PEM instead.
-                    Algorithm::RS256 => EncodingKey::from_rsa_pem(pkcs8_pem(&der).as_bytes())?,
-                    _ => EncodingKey::from_ed_der(&der),
-                };
-                set.signer = Some((kid.clone(), alg, enc));
+                set.signer = Some(Signer::new(kid.clone(), alg, &der)?);
             }
             set.verifiers.insert(kid, VerifyKey { alg, key });
             published.push(jwk);

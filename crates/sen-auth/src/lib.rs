@@ -28,6 +28,7 @@ pub mod routes;
 pub mod schema;
 pub mod sessions;
 pub mod sign_in;
+pub mod signer;
 pub mod state;
 pub mod users;
 

@@ -796,14 +796,7 @@ async fn forged_and_misused_tokens_are_refused(app: TestApp) {
         let mut c = claims.clone();
         mutate(&mut c);
         let set = state.keys.current();
-        let (kid, alg, key) = set.signer.as_ref().unwrap();
-        let h = jsonwebtoken::Header {
-            alg: *alg,
-            typ: Some(typ.into()),
-            kid: Some(kid.clone()),
-            ..Default::default()
-        };
-        jsonwebtoken::encode(&h, &c, key).unwrap()
+        set.signer.as_ref().unwrap().sign(typ, &c).unwrap()
     };
     forged.push(sign("at+jwt", &|c| {
         c["aud"] = json!("https://other.example")
@@ -1108,7 +1101,14 @@ async fn key_rotation_publishes_before_signing_and_keeps_old_tokens(app: TestApp
     register(&app, "ann@example.com").await;
     let (before, _) = native(&app, "ann@example.com").await;
     let state = sen_auth::AuthState::of(&app.ctx).unwrap();
-    let old_kid = state.keys.current().signer.as_ref().unwrap().0.clone();
+    let old_kid = state
+        .keys
+        .current()
+        .signer
+        .as_ref()
+        .unwrap()
+        .kid()
+        .to_string();
     let new_kid = state.keys.rotate(&app.ctx, state.access_ttl).await.unwrap();
     let jwks: Value = app
         .get("/.well-known/jwks.json")
@@ -1127,7 +1127,7 @@ async fn key_rotation_publishes_before_signing_and_keeps_old_tokens(app: TestApp
         "{kids:?}"
     );
     assert_eq!(
-        state.keys.current().signer.as_ref().unwrap().0,
+        state.keys.current().signer.as_ref().unwrap().kid(),
         old_kid,
         "the new key does not sign before every instance has it"
     );
