@@ -71,6 +71,7 @@ impl App for AuthApp {
             Box::new(schema::DropAuthMail),
             Box::new(schema::SessionImpersonator),
             Box::new(schema::IndexLiveKeys),
+            Box::new(schema::PartialRevocationIndexes),
         ]
     }
 

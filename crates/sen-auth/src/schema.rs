@@ -299,3 +299,34 @@ impl Migration for IndexLiveKeys {
         Ok(())
     }
 }
+
+/// The revocation indexes hold only what is revoked or disabled. Every
+/// sign-in inserts a session and every sign-up a user, both with a NULL
+/// there, and a full index wrote a B-tree entry (on SQLite a WAL page) for
+/// each; the queries that use these indexes (`revoked_at >= ?`,
+/// `disabled_at >= ?`) imply `IS NOT NULL`, so both databases still use
+/// them. `sen_api_keys_revoked` goes: `sen_api_keys_live (revoked_at, id)`
+/// already leads with the same column.
+pub struct PartialRevocationIndexes;
+
+const PARTIAL_REVOCATION_INDEXES: &[&str] = &[
+    "DROP INDEX sen_sessions_revoked",
+    "CREATE INDEX sen_sessions_revoked ON sen_sessions (revoked_at) WHERE revoked_at IS NOT NULL",
+    "DROP INDEX sen_users_disabled",
+    "CREATE INDEX sen_users_disabled ON sen_users (disabled_at) WHERE disabled_at IS NOT NULL",
+    "DROP INDEX sen_api_keys_revoked",
+];
+
+#[async_trait]
+impl Migration for PartialRevocationIndexes {
+    fn name(&self) -> &'static str {
+        "0008_partial_revocation_indexes"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        for sql in PARTIAL_REVOCATION_INDEXES {
+            tx.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+}

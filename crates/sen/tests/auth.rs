@@ -11,7 +11,7 @@ mod common;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Method, Response};
-use sea_orm::ConnectionTrait as _;
+use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
 use sen_testkit::{TestApp, assert_problem};
 use serde_json::{Value, json};
 
@@ -1716,6 +1716,80 @@ async fn spawn_rs256(backend: sen_testkit::Backend) -> TestApp {
         .await
 }
 
+/// How the database would run `sql`: SQLite's `EXPLAIN QUERY PLAN`, or
+/// PostgreSQL's `EXPLAIN` with sequential scans priced out (test tables are
+/// tiny, so it would otherwise scan whatever indexes exist).
+async fn plan_of(app: &TestApp, sql: &str, values: Vec<sea_orm::Value>) -> String {
+    let db = app.ctx.db();
+    let tx = db.orm().begin().await.unwrap();
+    let (prefix, column) = match db.backend() {
+        sen_core::db::Backend::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
+        sen_core::db::Backend::Postgres => {
+            tx.execute_unprepared("SET LOCAL enable_seqscan = off")
+                .await
+                .unwrap();
+            ("EXPLAIN ", "QUERY PLAN")
+        }
+    };
+    let rows = tx
+        .query_all_raw(db.statement(&format!("{prefix}{sql}"), values))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", column).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn revocation_lookups_use_indexes_of_only_revoked_rows(app: TestApp) {
+    register(&app, "ann@example.com").await;
+    let since = 0i64;
+    let plan = plan_of(
+        &app,
+        "SELECT id FROM sen_sessions WHERE revoked_at >= ?",
+        vec![since.into()],
+    )
+    .await;
+    assert!(plan.contains("sen_sessions_revoked"), "{plan}");
+    let plan = plan_of(
+        &app,
+        "SELECT id FROM sen_users WHERE disabled_at >= ?",
+        vec![since.into()],
+    )
+    .await;
+    assert!(plan.contains("sen_users_disabled"), "{plan}");
+    // Revoked keys are found through the live-keys index, which leads
+    // with the same column.
+    let plan = plan_of(
+        &app,
+        "SELECT id FROM sen_api_keys WHERE revoked_at >= ?",
+        vec![since.into()],
+    )
+    .await;
+    assert!(plan.contains("sen_api_keys_live"), "{plan}");
+    // The session and user indexes hold only revoked or disabled rows.
+    let db = app.ctx.db();
+    let sql = match db.backend() {
+        sen_core::db::Backend::Sqlite => {
+            "SELECT sql AS def FROM sqlite_master WHERE name IN ('sen_sessions_revoked', 'sen_users_disabled', 'sen_api_keys_revoked') ORDER BY name"
+        }
+        sen_core::db::Backend::Postgres => {
+            "SELECT indexdef AS def FROM pg_indexes WHERE indexname IN ('sen_sessions_revoked', 'sen_users_disabled', 'sen_api_keys_revoked') ORDER BY indexname"
+        }
+    };
+    let defs: Vec<String> = db
+        .orm()
+        .query_all_raw(db.statement(sql, []))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", "def").unwrap().to_lowercase())
+        .collect();
+    assert_eq!(defs.len(), 2, "{defs:?}");
+    assert!(defs[0].contains("revoked_at is not null"), "{defs:?}");
+    assert!(defs[1].contains("disabled_at is not null"), "{defs:?}");
+}
+
 mod rs256 {
     use super::*;
     sen_testkit::both_backends!(spawn_rs256; rs256_keys_sign_and_verify);
@@ -1740,6 +1814,7 @@ sen_testkit::both_backends!(spawn;
     forged_and_misused_tokens_are_refused,
     admin_manages_users_roles_and_reads_the_audit_log,
     key_rotation_publishes_before_signing_and_keeps_old_tokens,
+    revocation_lookups_use_indexes_of_only_revoked_rows,
 );
 
 /// Two instances sharing Redis share one budget per account.
