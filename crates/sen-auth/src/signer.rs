@@ -59,11 +59,6 @@ impl Signer {
         &self.kid
     }
 
-    /// The key's algorithm.
-    pub fn alg(&self) -> Algorithm {
-        self.alg
-    }
-
     /// `claims` signed, with the header `{alg, typ, kid}`.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, TokenError> {
         let mut header = Header::new(self.alg);

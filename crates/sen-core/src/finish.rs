@@ -4,8 +4,8 @@
 //! fires. For a write transaction that would leave the work stopped at
 //! any await point: on SQLite with the transaction, and the database's
 //! write lock, still held. Spawning the work as a task avoids that but
-//! costs every call a task, a wake-up of another worker to steal it and a
-//! wake-up back, even though callers almost never go away. [`finish`]
+//! costs every call a task and a hand-off to it and back, even though
+//! callers almost never go away. [`finish`]
 //! instead runs the work inline in the caller's task and spawns only what
 //! is left of it, and only if the caller is dropped before it is done.
 

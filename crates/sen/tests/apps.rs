@@ -307,8 +307,7 @@ async fn write_batch_is_whole_and_outlives_its_caller(backend: Backend) {
     // the same, and the database takes writes after it. Another
     // transaction holds the table's write lock meanwhile, so the batch
     // cannot finish before its caller is dropped however the threads are
-    // scheduled (on a loaded machine an unhindered batch can commit
-    // between its spawn and the caller's first poll).
+    // scheduled (unhindered, it can commit within that first poll).
     let blocker = db.begin_write().await.unwrap();
     if backend == Backend::Postgres {
         blocker

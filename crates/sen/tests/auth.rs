@@ -1718,7 +1718,7 @@ async fn spawn_rs256(backend: sen_testkit::Backend) -> TestApp {
 
 /// How the database would run `sql`: SQLite's `EXPLAIN QUERY PLAN`, or
 /// PostgreSQL's `EXPLAIN` with sequential scans priced out (test tables are
-/// tiny, so it would otherwise scan whatever indexes exist).
+/// tiny, so it would otherwise scan the table rather than any index).
 async fn plan_of(app: &TestApp, sql: &str, values: Vec<sea_orm::Value>) -> String {
     let db = app.ctx.db();
     let tx = db.orm().begin().await.unwrap();
