@@ -22,6 +22,7 @@ pub mod mfa;
 pub mod oauth;
 pub mod oidc_login;
 pub mod password;
+pub mod refresh_token;
 pub mod request_meta;
 pub mod roles_sync;
 pub mod routes;
@@ -72,6 +73,7 @@ impl App for AuthApp {
             Box::new(schema::SessionImpersonator),
             Box::new(schema::IndexLiveKeys),
             Box::new(schema::PartialRevocationIndexes),
+            Box::new(schema::RefreshGenerations),
         ]
     }
 

@@ -330,3 +330,25 @@ impl Migration for PartialRevocationIndexes {
         Ok(())
     }
 }
+
+/// Refresh tokens become MACs of (session, generation) under a key derived
+/// from `SEN_SECRET_KEY` ([`crate::refresh_token`]): the session counts its
+/// generations and no token needs a row. Sessions opened before this keep
+/// generation 0 and their rows in `sen_refresh_tokens`, which still
+/// refresh (once, into the new scheme) until they expire.
+pub struct RefreshGenerations;
+
+#[async_trait]
+impl Migration for RefreshGenerations {
+    fn name(&self) -> &'static str {
+        "0009_refresh_generations"
+    }
+
+    async fn up(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        tx.execute_unprepared(
+            "ALTER TABLE sen_sessions ADD COLUMN refresh_gen BIGINT NOT NULL DEFAULT 0",
+        )
+        .await?;
+        Ok(())
+    }
+}

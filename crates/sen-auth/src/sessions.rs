@@ -1,51 +1,80 @@
 //! Sessions and refresh tokens. A session is one refresh-token family:
-//! every refresh marks the presented token used and issues its successor
-//! in one write transaction. Presenting a used token again means it was
-//! stolen or replayed, so the whole family (the session) is revoked.
+//! each refresh bumps the session's generation and hands out the token of
+//! the new one ([`crate::refresh_token`]), so the presented token stops
+//! working. Presenting an older generation again means it was stolen or
+//! replayed, so the whole family (the session) is revoked.
 
 use http::StatusCode;
 use sea_orm::ConnectionTrait;
 use sen_core::{AppContext, AppError};
 
-use crate::crypto::{random_token, sha256_hex};
+use crate::crypto::sha256_hex;
+use crate::refresh_token::Presented;
 use crate::state::AuthState;
 use crate::users::{USER_COLUMNS, UserRow, grants_column, parse_grants};
 use sen_core::principal::Grant;
-
-/// Prefix of refresh tokens, so leaked ones are recognisable by scanners.
-const REFRESH_PREFIX: &str = "senr_";
 
 fn now_ms() -> i64 {
     sen_core::clock::now().timestamp_millis()
 }
 
-/// A new refresh token of `session_id` and the row that stores its hash.
-pub async fn insert_refresh(
+/// The token of `session_id`'s `generation`. Every session id Sen makes is
+/// a UUID, so failing here is a bug, not bad input.
+fn refresh_token(state: &AuthState, session_id: &str, generation: i64) -> Result<String, AppError> {
+    state.refresh.token(session_id, generation).ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!("session id {session_id:?} is not a UUID"))
+    })
+}
+
+/// Ends every refresh token of `session_id` handed out so far and returns
+/// the token of its next generation (on `conn`, the caller's transaction).
+pub async fn restart_refresh(
     ctx: &AppContext,
+    state: &AuthState,
     conn: &impl ConnectionTrait,
     session_id: &str,
 ) -> Result<String, AppError> {
-    let (insert, token) = refresh_insert(ctx, session_id)?;
-    conn.execute_raw(insert).await?;
-    Ok(token)
+    let db = ctx.db();
+    // Tokens of the earlier scheme, if the session is that old.
+    conn.execute_raw(db.statement(
+        "UPDATE sen_refresh_tokens SET used_at = ? WHERE session_id = ? AND used_at IS NULL",
+        [now_ms().into(), session_id.into()],
+    ))
+    .await?;
+    let generation: i64 = conn
+        .query_one_raw(db.statement(
+            "UPDATE sen_sessions SET refresh_gen = refresh_gen + 1 WHERE id = ? RETURNING refresh_gen",
+            [session_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("session {session_id} vanished")))?
+        .try_get("", "refresh_gen")?;
+    refresh_token(state, session_id, generation)
 }
 
-/// A new refresh token of `session_id` and the statement that stores it.
-fn refresh_insert(
+/// The session a refresh token belongs to (any generation), or `None` for a
+/// token that is not ours.
+pub async fn session_of_refresh(
     ctx: &AppContext,
-    session_id: &str,
-) -> Result<(sea_orm::Statement, String), AppError> {
-    let token = format!("{REFRESH_PREFIX}{}", random_token::<32>()?);
-    let insert = ctx.db().statement(
-        "INSERT INTO sen_refresh_tokens (id, session_id, token_hash, created_at) VALUES (?, ?, ?, ?)",
-        [
-            uuid::Uuid::now_v7().to_string().into(),
-            session_id.into(),
-            sha256_hex(token.as_bytes()).into(),
-            now_ms().into(),
-        ],
-    );
-    Ok((insert, token))
+    presented: &str,
+) -> Result<Option<String>, AppError> {
+    let state = AuthState::of(ctx)?;
+    match state.refresh.open(presented) {
+        None => Ok(None),
+        Some(Presented::Generation { session_id, .. }) => Ok(Some(session_id)),
+        Some(Presented::Legacy) => {
+            let db = ctx.db();
+            Ok(db
+                .orm()
+                .query_one_raw(db.statement(
+                    "SELECT session_id FROM sen_refresh_tokens WHERE token_hash = ?",
+                    [sha256_hex(presented.as_bytes()).into()],
+                ))
+                .await?
+                .map(|r| r.try_get::<String>("", "session_id"))
+                .transpose()?)
+        }
+    }
 }
 
 /// A session just opened or refreshed.
@@ -94,8 +123,8 @@ pub async fn open_for(
     Ok(issued)
 }
 
-/// The statements that open a session (the session and its first refresh
-/// token) and what they issue.
+/// The statement that opens a session (its row, at refresh generation 1)
+/// and what it issues.
 fn open_inserts(
     ctx: &AppContext,
     state: &AuthState,
@@ -108,7 +137,7 @@ fn open_inserts(
     let now = now_ms();
     let expires_at = now + state.session_ttl.as_millis() as i64;
     let session = ctx.db().statement(
-        "INSERT INTO sen_sessions (id, user_id, created_at, expires_at, last_used_at, user_agent, ip, client_id, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sen_sessions (id, user_id, created_at, expires_at, last_used_at, user_agent, ip, client_id, scope, refresh_gen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
         [
             id.clone().into(),
             user_id.into(),
@@ -121,7 +150,7 @@ fn open_inserts(
             client.1.into(),
         ],
     );
-    let (refresh, refresh_token) = refresh_insert(ctx, &id)?;
+    let refresh_token = refresh_token(state, &id, 1)?;
     let issued = Issued {
         user_id: user_id.to_string(),
         session_id: id,
@@ -131,7 +160,7 @@ fn open_inserts(
         scope: client.1.to_string(),
         user: None,
     };
-    Ok((vec![session, refresh], issued))
+    Ok((vec![session], issued))
 }
 
 fn refresh_error(code: &'static str, detail: &str) -> AppError {
@@ -139,8 +168,10 @@ fn refresh_error(code: &'static str, detail: &str) -> AppError {
 }
 
 /// Exchanges a refresh token for its successor. Errors: 401
-/// `invalid_refresh_token` (unknown, expired, revoked, disabled user) or
-/// `token_reused` (replay: the family is revoked).
+/// `invalid_refresh_token` (not ours, unknown session, expired, revoked,
+/// disabled user, another client's) or `token_reused` (an older
+/// generation, or the loser of two refreshes racing with one token: the
+/// family is revoked).
 pub async fn rotate(
     ctx: &AppContext,
     presented: &str,
@@ -153,53 +184,96 @@ pub async fn rotate(
             "The refresh token is not valid; sign in again.",
         )
     };
-    if !presented.starts_with(REFRESH_PREFIX) || presented.len() > 128 {
+    let state = AuthState::of(ctx)?;
+    if presented.len() > 128 {
         return Err(invalid());
     }
+    let Some(kind) = state.refresh.open(presented) else {
+        return Err(invalid());
+    };
     let db = ctx.db();
+    let columns = format!(
+        "s.id AS session_id, s.refresh_gen, s.user_id, s.revoked_at, s.expires_at, s.client_id, s.scope, {USER_COLUMNS}, {}",
+        grants_column(db.backend())
+    );
     let tx = db.begin_write().await?;
-    let row = tx
-        .query_one_raw(db.statement(
-            &format!("SELECT t.id AS token_id, t.used_at, s.id AS session_id, s.user_id, s.revoked_at, s.expires_at, s.client_id, s.scope, {USER_COLUMNS}, {}
-             FROM sen_refresh_tokens t
-             JOIN sen_sessions s ON s.id = t.session_id
-             JOIN sen_users u ON u.id = s.user_id
-             WHERE t.token_hash = ?", grants_column(db.backend())),
-            [sha256_hex(presented.as_bytes()).into()],
-        ))
-        .await?;
+    let row = match &kind {
+        Presented::Generation { session_id, .. } => {
+            tx.query_one_raw(db.statement(
+                &format!("SELECT {columns} FROM sen_sessions s JOIN sen_users u ON u.id = s.user_id WHERE s.id = ?"),
+                [session_id.as_str().into()],
+            ))
+            .await?
+        }
+        Presented::Legacy => {
+            tx.query_one_raw(db.statement(
+                &format!("SELECT t.id AS token_id, t.used_at, {columns}
+                 FROM sen_refresh_tokens t
+                 JOIN sen_sessions s ON s.id = t.session_id
+                 JOIN sen_users u ON u.id = s.user_id
+                 WHERE t.token_hash = ?"),
+                [sha256_hex(presented.as_bytes()).into()],
+            ))
+            .await?
+        }
+    };
     let Some(row) = row else {
         return Err(invalid());
     };
-    let token_id: String = row.try_get("", "token_id")?;
-    let used_at: Option<i64> = row.try_get("", "used_at")?;
     let session_id: String = row.try_get("", "session_id")?;
+    let current: i64 = row.try_get("", "refresh_gen")?;
     let user_id: String = row.try_get("", "user_id")?;
     let revoked_at: Option<i64> = row.try_get("", "revoked_at")?;
     let expires_at: i64 = row.try_get("", "expires_at")?;
     let user = UserRow::from_row(&row)?;
     let grants = parse_grants(row.try_get::<Option<String>>("", "grants")?.as_deref());
-    let disabled_at = user.disabled_at;
     let session_client: String = row.try_get("", "client_id")?;
     let scope: String = row.try_get("", "scope")?;
     let now = now_ms();
     if revoked_at.is_some()
         || expires_at <= now
-        || disabled_at.is_some()
+        || user.disabled_at.is_some()
         || session_client != client_id
     {
         return Err(invalid());
     }
-    let claimed = if used_at.is_none() {
-        tx.execute_raw(db.statement(
-            "UPDATE sen_refresh_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL",
-            [now.into(), token_id.into()],
-        ))
-        .await?
-        .rows_affected()
-            == 1
-    } else {
-        false
+    // The next generation, claimed only if nobody moved past `current`
+    // since the read: of two refreshes racing with one token, one wins.
+    let bump = || async {
+        let r = tx
+            .execute_raw(db.statement(
+                "UPDATE sen_sessions SET refresh_gen = ?, last_used_at = ? WHERE id = ? AND refresh_gen = ?",
+                [
+                    (current + 1).into(),
+                    now.into(),
+                    session_id.as_str().into(),
+                    current.into(),
+                ],
+            ))
+            .await?;
+        Ok::<bool, sea_orm::DbErr>(r.rows_affected() == 1)
+    };
+    let claimed = match kind {
+        // Never handed out: a copy of the database restored from before
+        // it was. Not a replay, so nothing is revoked.
+        Presented::Generation { generation, .. } if generation > current => {
+            return Err(invalid());
+        }
+        Presented::Generation { generation, .. } => generation == current && bump().await?,
+        Presented::Legacy => {
+            let used_at: Option<i64> = row.try_get("", "used_at")?;
+            let token_id: String = row.try_get("", "token_id")?;
+            used_at.is_none()
+                && tx
+                    .execute_raw(db.statement(
+                        "UPDATE sen_refresh_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL",
+                        [now.into(), token_id.into()],
+                    ))
+                    .await?
+                    .rows_affected()
+                    == 1
+                && bump().await?
+        }
     };
     if !claimed {
         // A used token again, or a concurrent refresh that lost the race:
@@ -223,17 +297,11 @@ pub async fn rotate(
             "This refresh token was already used; the session has been ended. Sign in again.",
         ));
     }
-    tx.execute_raw(db.statement(
-        "UPDATE sen_sessions SET last_used_at = ? WHERE id = ?",
-        [now.into(), session_id.clone().into()],
-    ))
-    .await?;
-    let refresh_token = insert_refresh(ctx, &tx, &session_id).await?;
     tx.commit().await?;
     Ok(Issued {
+        refresh_token: refresh_token(&state, &session_id, current + 1)?,
         user_id,
         session_id,
-        refresh_token,
         expires_at,
         client_id: session_client,
         scope,

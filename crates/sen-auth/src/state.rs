@@ -18,6 +18,8 @@ pub struct AuthState {
     pub keys: KeyRing,
     /// Seals secrets at rest.
     pub sealer: Sealer,
+    /// Mints and checks refresh tokens.
+    pub refresh: crate::refresh_token::RefreshKey,
     /// `iss` of our tokens (the public URL).
     pub issuer: String,
     /// `aud` of first-party access tokens.
@@ -56,6 +58,7 @@ impl AuthState {
             ),
             keys: KeyRing::new(sealer.clone(), alg),
             sealer,
+            refresh: crate::refresh_token::RefreshKey::new(secret.expose()),
             audience: issuer.clone(),
             issuer,
             access_ttl: Duration::from_secs(c.auth_access_ttl_secs),

@@ -338,6 +338,164 @@ async fn concurrent_refreshes_of_one_token_let_at_most_one_through(app: TestApp)
     );
 }
 
+/// One value of the (only) session's row.
+async fn session_value(app: &TestApp, session_id: &str, column: &str) -> Option<i64> {
+    let db = app.ctx.db();
+    db.orm()
+        .query_one_raw(db.statement(
+            &format!("SELECT {column} AS v FROM sen_sessions WHERE id = ?"),
+            [session_id.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<Option<i64>>("", "v")
+        .unwrap()
+}
+
+async fn newest_session(app: &TestApp) -> String {
+    let db = app.ctx.db();
+    db.orm()
+        .query_one_raw(db.statement(
+            "SELECT id FROM sen_sessions ORDER BY created_at DESC, id DESC LIMIT 1",
+            [],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "id")
+        .unwrap()
+}
+
+async fn refresh_rows(app: &TestApp) -> i64 {
+    let db = app.ctx.db();
+    db.orm()
+        .query_one_raw(db.statement("SELECT COUNT(*) AS n FROM sen_refresh_tokens", []))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap()
+}
+
+async fn refresh_tokens_are_session_generations_and_forgeries_end_nothing(app: TestApp) {
+    register(&app, "ann@example.com").await;
+    let (_, first) = native(&app, "ann@example.com").await;
+    let sid = newest_session(&app).await;
+    assert_eq!(session_value(&app, &sid, "refresh_gen").await, Some(1));
+    let r = refresh_native(&app, &first).await;
+    assert_eq!(r.status(), 200);
+    let second = r.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(session_value(&app, &sid, "refresh_gen").await, Some(2));
+    assert_eq!(refresh_rows(&app).await, 0, "no token needs a row");
+
+    // Forgeries of this session's tokens, old and current: each is refused
+    // as invalid, not as a replay, and the session lives on.
+    let other =
+        sen_auth::refresh_token::RefreshKey::new("another instance's secret key, 32+ chars");
+    let mut altered = URL_SAFE_NO_PAD.decode(&second["senr_".len()..]).unwrap();
+    *altered.last_mut().unwrap() ^= 1;
+    for forged in [
+        other.token(&sid, 1).unwrap(),
+        other.token(&sid, 2).unwrap(),
+        format!("senr_{}", URL_SAFE_NO_PAD.encode(&altered)),
+        format!("senr_{}", &second["senr_".len() + 2..]),
+    ] {
+        assert_problem(
+            refresh_native(&app, &forged).await,
+            401,
+            "invalid_refresh_token",
+        )
+        .await;
+    }
+    assert_eq!(session_value(&app, &sid, "revoked_at").await, None);
+    let r = refresh_native(&app, &second).await;
+    assert_eq!(r.status(), 200, "the real token still refreshes");
+    let third = r.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The real older generation is a replay: the family ends.
+    assert_problem(refresh_native(&app, &first).await, 401, "token_reused").await;
+    assert!(session_value(&app, &sid, "revoked_at").await.is_some());
+    assert_problem(
+        refresh_native(&app, &third).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+}
+
+/// A refresh token of the earlier scheme (a random token stored hashed in
+/// `sen_refresh_tokens`), as a session opened before migration 0009 has.
+async fn legacy_refresh_token(app: &TestApp, session_id: &str) -> String {
+    let token = format!(
+        "senr_{}",
+        URL_SAFE_NO_PAD.encode(uuid::Uuid::now_v7().as_bytes().repeat(2))
+    );
+    let db = app.ctx.db();
+    for (sql, values) in [
+        (
+            "UPDATE sen_sessions SET refresh_gen = 0 WHERE id = ?",
+            vec![session_id.into()],
+        ),
+        (
+            "INSERT INTO sen_refresh_tokens (id, session_id, token_hash, created_at) VALUES (?, ?, ?, 0)",
+            vec![
+                uuid::Uuid::now_v7().to_string().into(),
+                session_id.into(),
+                sen_auth::crypto::sha256_hex(token.as_bytes()).into(),
+            ],
+        ),
+    ] {
+        db.orm()
+            .execute_raw(db.statement(sql, values))
+            .await
+            .unwrap();
+    }
+    token
+}
+
+async fn refresh_tokens_from_before_generations_refresh_once(app: TestApp) {
+    register(&app, "ann@example.com").await;
+    native(&app, "ann@example.com").await;
+    let sid = newest_session(&app).await;
+    let legacy = legacy_refresh_token(&app, &sid).await;
+    let r = refresh_native(&app, &legacy).await;
+    assert_eq!(r.status(), 200);
+    let next = r.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(session_value(&app, &sid, "refresh_gen").await, Some(1));
+    let r = refresh_native(&app, &next).await;
+    assert_eq!(r.status(), 200, "its successor is of the new scheme");
+    let last = r.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_problem(refresh_native(&app, &legacy).await, 401, "token_reused").await;
+    assert_problem(
+        refresh_native(&app, &last).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+
+    // Logging out with such a token ends its session.
+    native(&app, "ann@example.com").await;
+    let sid = newest_session(&app).await;
+    let legacy = legacy_refresh_token(&app, &sid).await;
+    let r = app
+        .post_json("/api/v1/auth/logout", &json!({"refresh_token": legacy}))
+        .await;
+    assert_eq!(r.status(), 204);
+    assert!(session_value(&app, &sid, "revoked_at").await.is_some());
+}
+
 async fn logout_ends_the_session(app: TestApp) {
     register(&app, "ann@example.com").await;
     let (access, refresh) = native(&app, "ann@example.com").await;
@@ -1800,6 +1958,8 @@ sen_testkit::both_backends!(spawn;
     login_sets_cookies_and_me_works_with_either,
     refresh_rotates_and_reuse_revokes_the_family,
     concurrent_refreshes_of_one_token_let_at_most_one_through,
+    refresh_tokens_are_session_generations_and_forgeries_end_nothing,
+    refresh_tokens_from_before_generations_refresh_once,
     logout_ends_the_session,
     profile_patch_accepts_only_name_and_mood,
     cookie_writes_need_a_same_origin_proof,

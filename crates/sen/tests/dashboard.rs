@@ -419,6 +419,14 @@ async fn impersonation_is_limited_audited_and_reversible(app: TestApp) {
     )
     .await;
     assert_eq!(r.status(), 200);
+    let back_refresh = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok()?.strip_prefix("sen_refresh="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .next()
+        .unwrap();
     let back = r.json::<Value>().await.unwrap();
     assert_eq!(back["user"]["id"], owner_id.as_str());
     let back_token = back["access_token"].as_str().unwrap();
@@ -441,6 +449,14 @@ async fn impersonation_is_limited_audited_and_reversible(app: TestApp) {
     )
     .await;
     assert_problem(r, 409, "not_impersonating").await;
+    // The operator's session was handed a fresh refresh token, which works.
+    let r = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": back_refresh}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
     let actions = audit_actions(&app, &owner, &bo).await;
     assert!(
         actions.contains(&"user.impersonate".to_string()),

@@ -424,17 +424,8 @@ pub async fn revoke(
 
 /// The session behind a refresh token or an access JWT of ours.
 async fn session_of(ctx: &AppContext, token: &str) -> AppResult<Option<String>> {
-    let db = ctx.db();
-    if token.starts_with("senr_") {
-        return Ok(db
-            .orm()
-            .query_one_raw(db.statement(
-                "SELECT session_id FROM sen_refresh_tokens WHERE token_hash = ?",
-                [sha256_hex(token.as_bytes()).into()],
-            ))
-            .await?
-            .map(|r| r.try_get::<String>("", "session_id"))
-            .transpose()?);
+    if token.starts_with(crate::refresh_token::PREFIX) {
+        return sessions::session_of_refresh(ctx, token).await;
     }
     let state = AuthState::of(ctx)?;
     Ok(

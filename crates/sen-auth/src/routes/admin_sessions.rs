@@ -330,6 +330,7 @@ pub async fn end(ctx: &AppContext, me: &Principal, meta: &Meta) -> AppResult<Opt
             "This session is not an impersonation.",
         ));
     };
+    let state = crate::state::AuthState::of(ctx)?;
     let db = ctx.db();
     let tx = db.begin_write().await?;
     sessions::revoke_in(ctx, &tx, sid, "impersonation_end").await?;
@@ -345,14 +346,9 @@ pub async fn end(ctx: &AppContext, me: &Principal, meta: &Meta) -> AppResult<Opt
     let issued = match back {
         Some(r) => {
             let session_id: String = r.try_get("", "id")?;
-            tx.execute_raw(db.statement(
-                "UPDATE sen_refresh_tokens SET used_at = ? WHERE session_id = ? AND used_at IS NULL",
-                [now_ms().into(), session_id.clone().into()],
-            ))
-            .await?;
             Some(Issued {
                 user_id: operator.to_string(),
-                refresh_token: sessions::insert_refresh(ctx, &tx, &session_id).await?,
+                refresh_token: sessions::restart_refresh(ctx, &state, &tx, &session_id).await?,
                 session_id,
                 expires_at: r.try_get("", "expires_at")?,
                 client_id: r.try_get("", "client_id")?,

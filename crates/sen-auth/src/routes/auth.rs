@@ -4,7 +4,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, header};
-use sea_orm::ConnectionTrait;
 use sen_core::extract::Json;
 use sen_core::{AppContext, AppError, AppResult, FieldError, Principal};
 use serde::{Deserialize, Serialize};
@@ -294,15 +293,7 @@ pub async fn logout(
             let presented = body_refresh_token(&headers, &body)?
                 .or_else(|| cookies::read_headers(&headers, cookies::REFRESH).map(str::to_string));
             match presented {
-                Some(t) => db
-                    .orm()
-                    .query_one_raw(db.statement(
-                        "SELECT session_id FROM sen_refresh_tokens WHERE token_hash = ?",
-                        [crate::crypto::sha256_hex(t.as_bytes()).into()],
-                    ))
-                    .await?
-                    .map(|r| r.try_get::<String>("", "session_id"))
-                    .transpose()?,
+                Some(t) => sessions::session_of_refresh(&ctx, &t).await?,
                 None => None,
             }
         }
