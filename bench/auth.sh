@@ -155,8 +155,14 @@ table=$(awk -v raw="$raw" -v rawall="$raw_all" -v slots="$slots" -v cores="$core
 echo
 echo "$table"
 
+# Readings written under the table by hand ("Reading (...)" paragraphs
+# onwards) are kept; the rest of the section is replaced.
+readings=$(awk '/^## Identity/ {in_id=1; next} /^## / {in_id=0} in_id && /^Reading \(/ {keep=1} in_id && keep' bench/RESULTS.md)
 {
-  awk '/^## Identity/ {skip=1; next} /^## / {skip=0} !skip' bench/RESULTS.md
+  # Everything but this section, without the blank lines that preceded it.
+  awk '/^## Identity/ {skip=1; next} /^## / {skip=0} skip {next}
+       /^$/ {blank++; next} {for (; blank > 0; blank--) print ""; print}
+' bench/RESULTS.md
   echo
   echo "## Identity (bench/auth.sh)"
   echo
@@ -166,6 +172,10 @@ echo "$table"
   echo "Ceiling for logins: the raw argon2id hash rate of Sen's hasher (same parameters, memory reused) with as many threads as Sen's hashing threads (one per core, at SCHED_IDLE so other requests come first) and nothing else running."
   echo
   echo "$table"
+  if [ -n "$readings" ]; then
+    echo
+    echo "$readings"
+  fi
 } > "$work/RESULTS.md"
 mv "$work/RESULTS.md" bench/RESULTS.md
 echo

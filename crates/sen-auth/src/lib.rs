@@ -74,6 +74,7 @@ impl App for AuthApp {
             Box::new(schema::IndexLiveKeys),
             Box::new(schema::PartialRevocationIndexes),
             Box::new(schema::RefreshGenerations),
+            Box::new(schema::AuditById),
         ]
     }
 

@@ -1204,6 +1204,36 @@ async fn admin_manages_users_roles_and_reads_the_audit_log(app: TestApp) {
     .await
     .unwrap();
     assert_eq!(past["items"], json!([]));
+    // A window around now holds exactly the two grants; one ending a
+    // minute ago holds neither.
+    let at = |minutes: i64| {
+        (chrono::Utc::now() + chrono::Duration::minutes(minutes))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let window: Value = get_auth(
+        &app,
+        &format!(
+            "/api/v1/admin/audit?action=role.grant&since={}&until={}",
+            at(-1),
+            at(1)
+        ),
+        &owner,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(window["items"], audit["items"], "{window}");
+    let before: Value = get_auth(
+        &app,
+        &format!("/api/v1/admin/audit?action=role.grant&until={}", at(-1)),
+        &owner,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(before["items"], json!([]));
     assert_problem(
         get_auth(&app, "/api/v1/admin/audit?since=yesterday", &owner).await,
         422,
@@ -1877,15 +1907,71 @@ async fn spawn_rs256(backend: sen_testkit::Backend) -> TestApp {
 /// How the database would run `sql`: SQLite's `EXPLAIN QUERY PLAN`, or
 /// PostgreSQL's `EXPLAIN` with sequential scans priced out (test tables are
 /// tiny, so it would otherwise scan the table rather than any index).
+async fn audit_pages_come_from_indexes_without_sorting(app: TestApp) {
+    register(&app, "ann@example.com").await;
+    let pk = match app.ctx.db().backend() {
+        sen_core::db::Backend::Sqlite => "sqlite_autoindex_sen_audit_1",
+        sen_core::db::Backend::Postgres => "sen_audit_pkey",
+    };
+    let since = sen_auth::audit::id_floor(0);
+    for (sql, values, index) in [
+        (
+            "SELECT id FROM sen_audit WHERE actor_id = ? ORDER BY id DESC LIMIT 5",
+            vec!["someone".into()],
+            "sen_audit_actor",
+        ),
+        (
+            "SELECT id FROM sen_audit WHERE action = ? ORDER BY id DESC LIMIT 5",
+            vec!["login.success".into()],
+            "sen_audit_action",
+        ),
+        (
+            "SELECT id FROM sen_audit WHERE at >= ? AND id >= ? ORDER BY id DESC LIMIT 5",
+            vec![0i64.into(), since.into()],
+            pk,
+        ),
+    ] {
+        let plan = plan_of(&app, sql, values).await;
+        assert!(plan.contains(index), "{sql}: {plan}");
+        assert!(
+            !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+            "{sql}: {plan}"
+        );
+    }
+    let db = app.ctx.db();
+    let sql = match db.backend() {
+        sen_core::db::Backend::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'sen_audit_at'"
+        }
+        sen_core::db::Backend::Postgres => {
+            "SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'sen_audit_at'"
+        }
+    };
+    let n: i64 = db
+        .orm()
+        .query_one_raw(db.statement(sql, []))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    assert_eq!(n, 0, "no index on `at` to write");
+}
+
+/// The plan of `sql`. The test tables hold a few rows, so PostgreSQL's
+/// cost model would rather read them whole, or through a bitmap and then
+/// sort; those are priced out, leaving what an index can serve on its own.
 async fn plan_of(app: &TestApp, sql: &str, values: Vec<sea_orm::Value>) -> String {
     let db = app.ctx.db();
     let tx = db.orm().begin().await.unwrap();
     let (prefix, column) = match db.backend() {
         sen_core::db::Backend::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
         sen_core::db::Backend::Postgres => {
-            tx.execute_unprepared("SET LOCAL enable_seqscan = off")
-                .await
-                .unwrap();
+            tx.execute_unprepared(
+                "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off",
+            )
+            .await
+            .unwrap();
             ("EXPLAIN ", "QUERY PLAN")
         }
     };
@@ -1970,6 +2056,7 @@ sen_testkit::both_backends!(spawn;
     admin_manages_users_roles_and_reads_the_audit_log,
     key_rotation_publishes_before_signing_and_keeps_old_tokens,
     revocation_lookups_use_indexes_of_only_revoked_rows,
+    audit_pages_come_from_indexes_without_sorting,
 );
 
 /// Two instances sharing Redis share one budget per account.

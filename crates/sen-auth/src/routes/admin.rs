@@ -616,13 +616,17 @@ pub async fn list_audit(
             values.push(v.into());
         }
     }
+    // Ids are UUIDv7 of the write time, so the id range narrows the scan of
+    // the primary key and `at` decides exactly.
     if let Some(t) = time_filter("since", q.since.as_deref())? {
-        sql.push_str(" AND at >= ?");
+        sql.push_str(" AND at >= ? AND id >= ?");
         values.push(t.into());
+        values.push(audit::id_floor(t.saturating_sub(audit::ID_SLACK_MS)).into());
     }
     if let Some(t) = time_filter("until", q.until.as_deref())? {
-        sql.push_str(" AND at < ?");
+        sql.push_str(" AND at < ? AND id < ?");
         values.push(t.into());
+        values.push(audit::id_floor(t.saturating_add(audit::ID_SLACK_MS)).into());
     }
     sql.push_str(" ORDER BY id DESC LIMIT ?");
     values.push(i64::from(limit + 1).into());
