@@ -378,17 +378,21 @@ async fn refresh_rows(app: &TestApp) -> i64 {
         .unwrap()
 }
 
+/// The refresh token of a successful refresh's answer.
+async fn refreshed(r: Response) -> String {
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn refresh_tokens_are_session_generations_and_forgeries_end_nothing(app: TestApp) {
     register(&app, "ann@example.com").await;
     let (_, first) = native(&app, "ann@example.com").await;
     let sid = newest_session(&app).await;
     assert_eq!(session_value(&app, &sid, "refresh_gen").await, Some(1));
-    let r = refresh_native(&app, &first).await;
-    assert_eq!(r.status(), 200);
-    let second = r.json::<Value>().await.unwrap()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = refreshed(refresh_native(&app, &first).await).await;
     assert_eq!(session_value(&app, &sid, "refresh_gen").await, Some(2));
     assert_eq!(refresh_rows(&app).await, 0, "no token needs a row");
 
@@ -412,12 +416,8 @@ async fn refresh_tokens_are_session_generations_and_forgeries_end_nothing(app: T
         .await;
     }
     assert_eq!(session_value(&app, &sid, "revoked_at").await, None);
-    let r = refresh_native(&app, &second).await;
-    assert_eq!(r.status(), 200, "the real token still refreshes");
-    let third = r.json::<Value>().await.unwrap()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // The real current token still refreshes.
+    let third = refreshed(refresh_native(&app, &second).await).await;
     // The real older generation is a replay: the family ends.
     assert_problem(refresh_native(&app, &first).await, 401, "token_reused").await;
     assert!(session_value(&app, &sid, "revoked_at").await.is_some());
@@ -464,19 +464,10 @@ async fn refresh_tokens_from_before_generations_refresh_once(app: TestApp) {
     native(&app, "ann@example.com").await;
     let sid = newest_session(&app).await;
     let legacy = legacy_refresh_token(&app, &sid).await;
-    let r = refresh_native(&app, &legacy).await;
-    assert_eq!(r.status(), 200);
-    let next = r.json::<Value>().await.unwrap()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let next = refreshed(refresh_native(&app, &legacy).await).await;
     assert_eq!(session_value(&app, &sid, "refresh_gen").await, Some(1));
-    let r = refresh_native(&app, &next).await;
-    assert_eq!(r.status(), 200, "its successor is of the new scheme");
-    let last = r.json::<Value>().await.unwrap()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // Its successor is of the new scheme and refreshes too.
+    let last = refreshed(refresh_native(&app, &next).await).await;
     assert_problem(refresh_native(&app, &legacy).await, 401, "token_reused").await;
     assert_problem(
         refresh_native(&app, &last).await,
