@@ -40,9 +40,10 @@ pub fn unb64(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
 }
 
-/// SHA-256 of `data` as lowercase hex: how high-entropy tokens (refresh
-/// tokens, API keys, reset tokens, codes) are stored. A slow KDF adds
-/// nothing for 256-bit random secrets and would cost a hash per request.
+/// SHA-256 of `data` as lowercase hex: how high-entropy tokens (API keys,
+/// reset tokens, codes, refresh tokens from before migration 0009) are
+/// stored. A slow KDF adds nothing for 256-bit random secrets and would
+/// cost a hash per request.
 pub fn sha256_hex(data: &[u8]) -> String {
     let d = digest::digest(&digest::SHA256, data);
     let mut out = String::with_capacity(64);
