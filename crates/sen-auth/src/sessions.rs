@@ -297,9 +297,10 @@ pub async fn rotate(
             "This refresh token was already used; the session has been ended. Sign in again.",
         ));
     }
+    let refresh_token = refresh_token(&state, &session_id, current + 1)?;
     tx.commit().await?;
     Ok(Issued {
-        refresh_token: refresh_token(&state, &session_id, current + 1)?,
+        refresh_token,
         user_id,
         session_id,
         expires_at,

@@ -338,44 +338,35 @@ async fn concurrent_refreshes_of_one_token_let_at_most_one_through(app: TestApp)
     );
 }
 
-/// One value of the (only) session's row.
-async fn session_value(app: &TestApp, session_id: &str, column: &str) -> Option<i64> {
+/// The first column (`v`) of the one row `sql` returns.
+async fn scalar<T: sea_orm::TryGetable>(
+    app: &TestApp,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> T {
     let db = app.ctx.db();
     db.orm()
-        .query_one_raw(db.statement(
-            &format!("SELECT {column} AS v FROM sen_sessions WHERE id = ?"),
-            [session_id.into()],
-        ))
+        .query_one_raw(db.statement(sql, values))
         .await
         .unwrap()
         .unwrap()
-        .try_get::<Option<i64>>("", "v")
+        .try_get("", "v")
         .unwrap()
+}
+
+/// One integer column of a session's row.
+async fn session_value(app: &TestApp, session_id: &str, column: &str) -> Option<i64> {
+    let sql = format!("SELECT {column} AS v FROM sen_sessions WHERE id = ?");
+    scalar(app, &sql, vec![session_id.into()]).await
 }
 
 async fn newest_session(app: &TestApp) -> String {
-    let db = app.ctx.db();
-    db.orm()
-        .query_one_raw(db.statement(
-            "SELECT id FROM sen_sessions ORDER BY created_at DESC, id DESC LIMIT 1",
-            [],
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get("", "id")
-        .unwrap()
+    let sql = "SELECT id AS v FROM sen_sessions ORDER BY created_at DESC, id DESC LIMIT 1";
+    scalar(app, sql, vec![]).await
 }
 
 async fn refresh_rows(app: &TestApp) -> i64 {
-    let db = app.ctx.db();
-    db.orm()
-        .query_one_raw(db.statement("SELECT COUNT(*) AS n FROM sen_refresh_tokens", []))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get("", "n")
-        .unwrap()
+    scalar(app, "SELECT COUNT(*) AS v FROM sen_refresh_tokens", vec![]).await
 }
 
 /// The refresh token of a successful refresh's answer.
@@ -1782,14 +1773,7 @@ async fn scheduled_rotation_replaces_an_old_key(app: TestApp) {
 }
 
 async fn key_count(app: &TestApp) -> i64 {
-    let db = app.ctx.db();
-    db.orm()
-        .query_one_raw(db.statement("SELECT COUNT(*) AS n FROM sen_signing_keys", []))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "n")
-        .unwrap()
+    scalar(app, "SELECT COUNT(*) AS v FROM sen_signing_keys", vec![]).await
 }
 
 async fn wait_job(app: &TestApp, id: &str) {
@@ -1929,23 +1913,15 @@ async fn audit_pages_come_from_indexes_without_sorting(app: TestApp) {
             "{sql}: {plan}"
         );
     }
-    let db = app.ctx.db();
-    let sql = match db.backend() {
+    let sql = match app.ctx.db().backend() {
         sen_core::db::Backend::Sqlite => {
-            "SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'sen_audit_at'"
+            "SELECT COUNT(*) AS v FROM sqlite_master WHERE name = 'sen_audit_at'"
         }
         sen_core::db::Backend::Postgres => {
-            "SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'sen_audit_at'"
+            "SELECT COUNT(*) AS v FROM pg_indexes WHERE indexname = 'sen_audit_at'"
         }
     };
-    let n: i64 = db
-        .orm()
-        .query_one_raw(db.statement(sql, []))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get("", "n")
-        .unwrap();
+    let n: i64 = scalar(&app, sql, vec![]).await;
     assert_eq!(n, 0, "no index on `at` to write");
 }
 
