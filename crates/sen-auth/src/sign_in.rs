@@ -43,23 +43,41 @@ pub async fn sign_in(
     )
     .await?;
     let db = ctx.db();
-    let row = db
-        .fetch_optional(db.statement(
-            &format!(
-                "SELECT {USER_COLUMNS}, u.password_hash, {} FROM sen_users u WHERE u.email = ?",
-                grants_column(db.backend())
-            ),
-            [email.into()],
-        ))
-        .await?;
-    let (user, hash) = match &row {
-        Some(r) => (
-            Some((
-                UserRow::from_row(r)?,
-                parse_grants(r.try_get::<Option<String>>("", "grants")?.as_deref()),
-            )),
-            r.try_get::<Option<String>>("", "password_hash")?,
-        ),
+    let sql = format!(
+        "SELECT {USER_COLUMNS}, u.password_hash, {} FROM sen_users u WHERE u.email = ?",
+        grants_column(db.backend())
+    );
+    // The account, its password hash and its grants.
+    type Found = Option<(UserRow, Option<String>, Option<String>)>;
+    let inline: Option<Found> = db.sqlite_read(|c| {
+        let mut stmt = c.prepare_cached(&sql)?;
+        let mut rows = stmt.query([&email])?;
+        rows.next()?
+            .map(|r| {
+                Ok((
+                    UserRow::from_lite(r)?,
+                    r.get("password_hash")?,
+                    r.get("grants")?,
+                ))
+            })
+            .transpose()
+    });
+    let found = match inline {
+        Some(found) => found,
+        None => db
+            .fetch_optional(db.statement(&sql, [email.clone().into()]))
+            .await?
+            .map(|r| {
+                Ok::<_, sea_orm::DbErr>((
+                    UserRow::from_row(&r)?,
+                    r.try_get("", "password_hash")?,
+                    r.try_get("", "grants")?,
+                ))
+            })
+            .transpose()?,
+    };
+    let (user, hash) = match found {
+        Some((user, hash, grants)) => (Some((user, parse_grants(grants.as_deref()))), hash),
         None => (None, None),
     };
     // Always one full argon2 verification, account or not: same timing.

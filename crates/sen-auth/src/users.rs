@@ -44,6 +44,21 @@ impl UserRow {
             disabled_at: r.try_get("", "disabled_at")?,
         })
     }
+
+    /// Reads the [`USER_COLUMNS`] of a row of SQLite's inline lane
+    /// ([`sen_core::Db::sqlite_read`]).
+    pub fn from_lite(r: &sen_core::rusqlite::Row<'_>) -> sen_core::rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            email: r.get("email")?,
+            name: r.get("name")?,
+            avatar_url: r.get("avatar_url")?,
+            mood: r.get("mood")?,
+            mfa_enabled: r.get("mfa_enabled")?,
+            created_at: r.get("created_at")?,
+            disabled_at: r.get("disabled_at")?,
+        })
+    }
 }
 
 /// A user as the API shows it.

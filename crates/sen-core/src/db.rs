@@ -1,7 +1,9 @@
 //! `Db`: one SeaORM connection and the raw sqlx pool under it, chosen from the
 //! URL. SQLite runs in WAL mode with `synchronous=NORMAL`, foreign keys on, a
 //! busy timeout, and write transactions opened `BEGIN IMMEDIATE` so two
-//! writers queue instead of failing with `SQLITE_BUSY` half-way through.
+//! writers queue instead of failing with `SQLITE_BUSY` half-way through. On
+//! a SQLite file, the hottest statements may run on the calling thread
+//! instead (`inline_sqlite`).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use sqlx::sqlite::{
 };
 
 use crate::hot_pool::HotPool;
+use crate::inline_sqlite::InlineSqlite;
 
 /// Which database engine is behind a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -70,6 +73,8 @@ pub struct Db {
     pool: Pool,
     hot: Hot,
     backend: Backend,
+    /// SQLite files only: hot statements on the calling thread.
+    inline: Option<Arc<InlineSqlite>>,
 }
 
 /// The connections [`Db::fetch_optional`], [`Db::fetch_all`],
@@ -160,12 +165,27 @@ impl Db {
             .test_before_acquire(false)
             .acquire_timeout(opts.connect_timeout)
             .connect_lazy_with(options);
+        // A file's (not an in-memory database's, which is one per
+        // connection unless shared through sqlx's own cache).
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory") || !path.is_file();
+        let inline = if in_memory {
+            None
+        } else {
+            match InlineSqlite::open(&path, pool.clone()) {
+                Ok(lane) => Some(Arc::new(lane)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no inline SQLite lane; hot writes go through the pool");
+                    None
+                }
+            }
+        };
         let orm = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone());
         Ok(Self {
             orm,
             pool: Pool::Sqlite(pool),
             hot: Hot::Sqlite(HotPool::new(hot, opts.connect_timeout, PING_IF_IDLE_FOR)),
             backend: Backend::Sqlite,
+            inline,
         })
     }
 
@@ -210,6 +230,7 @@ impl Db {
             orm,
             pool: Pool::Postgres(pool),
             hot: Hot::Postgres(HotPool::new(hot, opts.connect_timeout, PING_IF_IDLE_FOR)),
+            inline: None,
             backend: Backend::Postgres,
         })
     }
@@ -274,6 +295,9 @@ impl Db {
 
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
+        if let Some(lane) = &self.inline {
+            lane.close();
+        }
         match &self.hot {
             Hot::Sqlite(h) => h.close().await,
             Hot::Postgres(h) => h.close().await,
@@ -297,6 +321,27 @@ impl Db {
             |q, c| q.fetch_optional(c).await.map(|r| r.map(Into::into)),
             query_error
         )
+    }
+
+    /// Runs the read `f` on SQLite's inline lane, on the calling thread
+    /// with no trip through a pooled connection's worker thread (see
+    /// `inline_sqlite`), for the hottest reads. `None` on PostgreSQL, on an
+    /// in-memory database, when the lane is busy or when `f` fails: the
+    /// caller then reads the usual way, which waits and reports errors as
+    /// SeaORM does.
+    pub fn sqlite_read<R>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
+    ) -> Option<R> {
+        self.inline.as_ref()?.read(f)
+    }
+
+    /// How many [`Self::write_batch`] batches SQLite's inline lane
+    /// committed, and how many it handed to the pool (busy, or a statement
+    /// failed), since the database was opened; `None` where there is no
+    /// lane. For tests and diagnostics.
+    pub fn inline_counts(&self) -> Option<(u64, u64)> {
+        self.inline.as_ref().map(|l| l.counts())
     }
 
     /// Runs one query and returns every row, on the hot path's connections.
@@ -450,7 +495,10 @@ impl Db {
 
     /// Runs `statements` as one write transaction: all of them or none.
     ///
-    /// On SQLite the whole transaction is one command through the
+    /// On a SQLite file it commits on the inline lane, on the calling thread
+    /// (see `inline_sqlite`), unless the lane is in use, another connection
+    /// holds the write lock or a statement fails; then, and on an in-memory
+    /// database, the whole transaction is one command through the
     /// connection's worker thread (`BEGIN IMMEDIATE; …; COMMIT`, sqlx binding
     /// the `?`s across the statements in order) instead of three (begin,
     /// statements, commit), each of which costs two thread wake-ups. A
@@ -465,6 +513,14 @@ impl Db {
     /// transaction, and the database's write lock, still held.
     pub async fn write_batch(&self, statements: Vec<sea_orm::Statement>) -> Result<(), DbErr> {
         if statements.is_empty() {
+            return Ok(());
+        }
+        if self
+            .inline
+            .as_ref()
+            .and_then(|l| l.write(&statements))
+            .is_some()
+        {
             return Ok(());
         }
         let Hot::Sqlite(hot) = &self.hot else {

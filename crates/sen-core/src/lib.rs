@@ -18,6 +18,9 @@ pub mod extract;
 pub mod files;
 pub mod finish;
 mod hot_pool;
+mod inline_sqlite;
+/// The SQLite driver of [`db::Db::sqlite_read`]'s closures.
+pub use rusqlite;
 pub mod interactive;
 pub mod jobs;
 pub mod linger;

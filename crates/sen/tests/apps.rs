@@ -415,6 +415,109 @@ async fn hot_path_answers_as_seaorm_does(backend: Backend) {
     assert_eq!(n.try_get::<i64>("", "n").unwrap(), 5);
 }
 
+/// On a SQLite file, `Db::write_batch` commits on the inline lane (on the
+/// calling thread) and `Db::sqlite_read` reads there, seeing what the pool
+/// committed; a failing read answers `None` (the caller reads the pooled
+/// way); a batch meeting the write lock held elsewhere goes the pooled way
+/// and waits for it instead of failing; and the lane's own commits, which
+/// never checkpoint on the calling thread, still do not let the log grow
+/// without bound (the pool checkpoints in the background). PostgreSQL has
+/// no lane.
+async fn inline_lane_commits_steps_aside_and_checkpoints(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let db = app.ctx.db().clone();
+    pairs_table(&db).await;
+    let put = |k: &str, v: i64| put_pair(&db, k, v);
+    let read_v = |k: &'static str| {
+        db.sqlite_read(move |c| {
+            c.query_row("SELECT v FROM pairs WHERE k = ?", [k], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+    };
+    if backend == Backend::Postgres {
+        assert_eq!(db.inline_counts(), None);
+        db.write_batch(vec![put("a", 1)]).await.unwrap();
+        assert_eq!(read_v("a"), None, "no lane: callers read the pooled way");
+        return;
+    }
+    let (ran, passed) = db.inline_counts().expect("a lane on a SQLite file");
+    db.write_batch(vec![put("a", 1), put("b", 2)])
+        .await
+        .unwrap();
+    assert_eq!(db.inline_counts(), Some((ran + 1, passed)), "on the lane");
+    db.execute(put("c", 3)).await.unwrap();
+    assert_eq!(read_v("c"), Some(3), "the lane reads the pool's commit");
+    let bad = db.sqlite_read(|c| c.query_row("SELECT nope FROM pairs", [], |r| r.get::<_, i64>(0)));
+    assert_eq!(bad, None, "a failing read hands over to the pooled way");
+
+    // Another connection holds the write lock: the batch waits for it on
+    // the pool instead of failing with SQLITE_BUSY.
+    let blocker = db.begin_write().await.unwrap();
+    let batch = tokio::spawn({
+        let (db, s) = (db.clone(), vec![put("d", 4)]);
+        async move { db.write_batch(s).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!batch.is_finished(), "the batch waits for the lock");
+    blocker.commit().await.unwrap();
+    batch.await.unwrap().unwrap();
+    let (ran_now, passed_now) = db.inline_counts().unwrap();
+    assert_eq!(
+        (ran_now, passed_now),
+        (ran + 1, passed + 1),
+        "handed to the pool"
+    );
+    let want: Vec<(String, i64)> = [("a", 1), ("b", 2), ("c", 3), ("d", 4)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(pairs(&db).await, want);
+
+    // 3,000 commits of a 3.5 KB row each: at least one new 4 KiB page in
+    // the log per commit, 12 MB with no checkpoint. Checkpointed after
+    // every 1,000 frames, the log starts over and stays near 4 MB.
+    db.orm()
+        .execute_unprepared(
+            "CREATE TABLE bodies (k INTEGER NOT NULL PRIMARY KEY, body TEXT NOT NULL)",
+        )
+        .await
+        .unwrap();
+    let body = "x".repeat(3500);
+    for k in 0..3000_i64 {
+        let s = db.statement(
+            "INSERT INTO bodies (k, body) VALUES (?, ?)",
+            [k.into(), body.clone().into()],
+        );
+        db.write_batch(vec![s]).await.unwrap();
+    }
+    // Most on the lane; those meeting a pending checkpoint on the pool.
+    let (ran_end, passed_end) = db.inline_counts().unwrap();
+    assert_eq!(ran_end + passed_end, ran_now + passed_now + 3000);
+    assert!(
+        ran_end >= ran_now + 2000,
+        "the commits ran on the lane: {ran_end}"
+    );
+    let n: i64 = db
+        .sqlite_read(|c| c.query_row("SELECT COUNT(*) FROM bodies", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(n, 3000, "every commit is there");
+    let file: String = db
+        .sqlite_read(|c| {
+            c.query_row(
+                "SELECT file FROM pragma_database_list WHERE name = 'main'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap();
+    let wal = std::fs::metadata(format!("{file}-wal")).unwrap().len();
+    assert!(
+        wal < 8 << 20,
+        "the log grew to {wal} bytes: no checkpoint ran"
+    );
+}
+
 #[tokio::test]
 async fn sqlite_runs_wal_normal_with_foreign_keys_and_busy_timeout() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -436,7 +539,7 @@ async fn sqlite_runs_wal_normal_with_foreign_keys_and_busy_timeout() {
     assert_eq!(get("PRAGMA busy_timeout").await, "10000");
 }
 
-sen_testkit::both_backends!(id; failed_migration_leaves_nothing_half_applied, write_transactions_queue_instead_of_failing, execute_all_binds_each_statement_and_fails_whole, write_batch_is_whole_and_outlives_its_caller, hot_path_answers_as_seaorm_does);
+sen_testkit::both_backends!(id; failed_migration_leaves_nothing_half_applied, write_transactions_queue_instead_of_failing, execute_all_binds_each_statement_and_fails_whole, write_batch_is_whole_and_outlives_its_caller, hot_path_answers_as_seaorm_does, inline_lane_commits_steps_aside_and_checkpoints);
 
 async fn id(b: Backend) -> Backend {
     b
