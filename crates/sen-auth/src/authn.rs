@@ -116,21 +116,49 @@ impl Authenticator for SenAuthenticator {
         };
         let db = ctx.db();
         let sql = &queries(db.backend()).session;
-        let row = db
-            .fetch_optional(
-                db.statement(sql, [claims.sub.clone().into(), claims.sid.clone().into()]),
-            )
-            .await?
-            .ok_or_else(invalid_token)?;
-        let user = UserRow::from_row(&row)?;
-        let revoked_at: Option<i64> = row.try_get("", "revoked_at")?;
-        let expires_at: i64 = row.try_get("", "expires_at")?;
+        let (sub, sid) = (claims.sub.as_str(), claims.sid.as_str());
+        let inline = db.sqlite_read(|c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let mut rows = stmt.query([sub, sid])?;
+            rows.next()?
+                .map(|r| {
+                    Ok(SessionRow {
+                        user: UserRow::from_lite(r)?,
+                        revoked_at: r.get("revoked_at")?,
+                        expires_at: r.get("expires_at")?,
+                        grants: r.get("grants")?,
+                        impersonator: r.get("impersonator_id")?,
+                    })
+                })
+                .transpose()
+        });
+        let found = match inline {
+            Some(found) => found,
+            None => db
+                .fetch_optional(db.statement(sql, [sub.into(), sid.into()]))
+                .await?
+                .map(|r| {
+                    Ok::<_, sea_orm::DbErr>(SessionRow {
+                        user: UserRow::from_row(&r)?,
+                        revoked_at: r.try_get("", "revoked_at")?,
+                        expires_at: r.try_get("", "expires_at")?,
+                        grants: r.try_get("", "grants")?,
+                        impersonator: r.try_get("", "impersonator_id")?,
+                    })
+                })
+                .transpose()?,
+        };
+        let SessionRow {
+            user,
+            revoked_at,
+            expires_at,
+            grants: agg,
+            impersonator,
+        } = found.ok_or_else(invalid_token)?;
         let now = sen_core::clock::now().timestamp_millis();
         if user.disabled_at.is_some() || revoked_at.is_some() || expires_at <= now {
             return Err(invalid_token());
         }
-        let agg: Option<String> = row.try_get("", "grants")?;
-        let impersonator: Option<String> = row.try_get("", "impersonator_id")?;
         let grants = parse_grants(agg.as_deref());
         let mut p = principal(
             ctx,
@@ -189,6 +217,15 @@ const KEY_SQL: &str = "SELECT {cols}, k.id AS key_id, k.permissions AS key_permi
 struct Queries {
     session: String,
     key: String,
+}
+
+/// What the session query reads for a bearer token.
+struct SessionRow {
+    user: UserRow,
+    revoked_at: Option<i64>,
+    expires_at: i64,
+    grants: Option<String>,
+    impersonator: Option<String>,
 }
 
 fn queries(backend: Backend) -> &'static Queries {

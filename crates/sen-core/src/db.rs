@@ -344,6 +344,13 @@ impl Db {
         self.inline.as_ref().map(|l| l.counts())
     }
 
+    /// How many [`Self::sqlite_read`] reads SQLite's inline lane answered,
+    /// and how many it handed back (busy, or the read failed); `None` where
+    /// there is no lane. For tests and diagnostics.
+    pub fn inline_reads(&self) -> Option<(u64, u64)> {
+        self.inline.as_ref().map(|l| l.read_counts())
+    }
+
     /// Runs one query and returns every row, on the hot path's connections.
     /// Same results and errors as SeaORM's `query_all_raw`.
     pub async fn fetch_all(

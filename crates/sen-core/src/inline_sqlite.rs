@@ -60,6 +60,9 @@ pub(crate) struct InlineSqlite {
     /// Batches committed here, and batches handed to the pool.
     committed: AtomicU64,
     passed: AtomicU64,
+    /// Reads answered here, and reads handed back.
+    read: AtomicU64,
+    read_passed: AtomicU64,
 }
 
 impl std::fmt::Debug for InlineSqlite {
@@ -86,6 +89,8 @@ impl InlineSqlite {
             checkpointing: Arc::new(AtomicBool::new(false)),
             committed: AtomicU64::new(0),
             passed: AtomicU64::new(0),
+            read: AtomicU64::new(0),
+            read_passed: AtomicU64::new(0),
         })
     }
 
@@ -125,7 +130,14 @@ impl InlineSqlite {
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
     ) -> Option<R> {
-        self.run(f)
+        let r = self.run(f);
+        let counter = if r.is_some() {
+            &self.read
+        } else {
+            &self.read_passed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        r
     }
 
     /// Writes `statements` in one transaction: `Some(())` once committed,
@@ -180,6 +192,14 @@ impl InlineSqlite {
         (
             self.committed.load(Ordering::Relaxed),
             self.passed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// How many reads were answered here and how many were handed back.
+    pub(crate) fn read_counts(&self) -> (u64, u64) {
+        (
+            self.read.load(Ordering::Relaxed),
+            self.read_passed.load(Ordering::Relaxed),
         )
     }
 

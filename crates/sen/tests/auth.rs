@@ -478,6 +478,55 @@ async fn refresh_tokens_from_before_generations_refresh_once(app: TestApp) {
     assert!(session_value(&app, &sid, "revoked_at").await.is_some());
 }
 
+/// On SQLite, a sign-in's account read and session write and each bearer
+/// token's session check run on the inline lane (the calling thread), and
+/// what they read there is right: the user, and a session that stops
+/// working once logged out. On PostgreSQL there is no lane and the same
+/// requests answer the same.
+async fn sign_in_and_token_checks_run_on_the_inline_lane(app: TestApp) {
+    let db = app.ctx.db().clone();
+    register(&app, "ann@example.com").await;
+    let lane = || db.inline_reads().zip(db.inline_counts());
+    let before = lane();
+    assert_eq!(
+        before.is_some(),
+        app.backend == sen_testkit::Backend::Sqlite
+    );
+    let (access, _) = native(&app, "ann@example.com").await;
+    if let (Some(((r0, rp0), (w0, wp0))), Some(((r1, rp1), (w1, wp1)))) = (before, lane()) {
+        assert_eq!((r1 - r0, rp1 - rp0), (1, 0), "the account read");
+        assert_eq!((w1 - w0, wp1 - wp0), (1, 0), "the session write");
+    }
+    let before = lane();
+    for _ in 0..3 {
+        let r = get_auth(&app, "/api/v1/me", &access).await;
+        assert_eq!(r.status(), 200);
+        let me: Value = r.json().await.unwrap();
+        assert_eq!(me["email"], "ann@example.com");
+        assert_eq!(me["mfa_enabled"], false);
+    }
+    let r = app
+        .request(Method::POST, "/api/v1/auth/logout")
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_problem(
+        get_auth(&app, "/api/v1/me", &access).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    if let (Some(((r0, rp0), _)), Some(((r1, rp1), _))) = (before, lane()) {
+        assert_eq!(
+            (r1 - r0, rp1 - rp0),
+            (5, 0),
+            "three profile reads, the logout's check and the revoked one"
+        );
+    }
+}
+
 async fn logout_ends_the_session(app: TestApp) {
     register(&app, "ann@example.com").await;
     let (access, refresh) = native(&app, "ann@example.com").await;
@@ -2014,6 +2063,7 @@ sen_testkit::both_backends!(spawn;
     refresh_tokens_are_session_generations_and_forgeries_end_nothing,
     refresh_tokens_from_before_generations_refresh_once,
     logout_ends_the_session,
+    sign_in_and_token_checks_run_on_the_inline_lane,
     profile_patch_accepts_only_name_and_mood,
     cookie_writes_need_a_same_origin_proof,
     sessions_are_listed_and_only_ones_own_can_be_ended,
