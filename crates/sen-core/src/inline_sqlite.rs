@@ -108,7 +108,20 @@ impl InlineSqlite {
         if !conn.is_autocommit() {
             conn.execute_batch("ROLLBACK").ok()?;
         }
-        f(conn).ok()
+        f(conn)
+            .map_err(|e| {
+                // Busy is the lane's everyday reason to step aside; any
+                // other error means the pooled way does all the work, which
+                // is correct but slow, so say it where someone can look.
+                let busy = matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                );
+                if !busy {
+                    tracing::debug!(error = %e, "inline SQLite statement failed; the pool runs it");
+                }
+            })
+            .ok()
     }
 
     /// Closes the connection (waiting for a statement running on it); the
